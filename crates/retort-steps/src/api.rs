@@ -1,0 +1,239 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use retort_core::{Failure, Record, Rejection};
+use retort_teacher::{Embedder, Teacher, TeacherError};
+
+use crate::cpu::Cpu;
+
+/// Everything a running step may use besides its inputs and output.
+#[derive(Clone)]
+pub struct StepCtx {
+    /// Step id from the pipeline file.
+    pub step_id: String,
+    /// Step kind (`load`, `score`, …).
+    pub kind: String,
+    /// Directory of the pipeline file: relative paths in options resolve against it.
+    pub base_dir: PathBuf,
+    /// The run directory (`runs/<name>/`).
+    pub run_dir: PathBuf,
+    /// Pipeline seed mixed with the step id, for seeded sampling and generation.
+    pub seed: u64,
+    /// Teachers by name.
+    pub teachers: BTreeMap<String, Arc<dyn Teacher>>,
+    /// The pipeline's embedder, when one is declared.
+    pub embedder: Option<Arc<dyn Embedder>>,
+    /// Bridge to the CPU pool for heavy work.
+    pub cpu: Cpu,
+    /// Live counters shown in progress and written to the manifest.
+    pub stats: Arc<StepStats>,
+}
+
+impl StepCtx {
+    /// The named teacher, or an error naming the step (compile checks this too).
+    pub fn teacher(&self, name: &str) -> Result<Arc<dyn Teacher>, StepError> {
+        self.teachers.get(name).cloned().ok_or_else(|| {
+            StepError::Config(format!(
+                "step `{}`: teacher `{name}` is not declared under [teachers]",
+                self.step_id
+            ))
+        })
+    }
+
+    /// The embedder, or an error naming the step.
+    pub fn embedder(&self) -> Result<Arc<dyn Embedder>, StepError> {
+        self.embedder.clone().ok_or_else(|| {
+            StepError::Config(format!(
+                "step `{}` needs an [embedder] section in the pipeline file",
+                self.step_id
+            ))
+        })
+    }
+}
+
+/// Live counters of one step. The runner reads them for progress bars and the manifest.
+#[derive(Debug, Default)]
+pub struct StepStats {
+    /// Expected total of units (rows or calls) when known, for the ETA.
+    pub total: AtomicU64,
+    /// Units done so far.
+    pub done: AtomicU64,
+    /// Rejections by reason.
+    pub rejected: Mutex<BTreeMap<String, u64>>,
+    /// Free-form numbers the step wants in the manifest (e.g. `dedup_recall`).
+    pub metrics: Mutex<BTreeMap<String, f64>>,
+}
+
+impl StepStats {
+    /// Add to the done counter.
+    pub fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Set the expected total.
+    pub fn set_total(&self, n: u64) {
+        self.total.store(n, Ordering::Relaxed);
+    }
+    /// Count rejections by reason.
+    pub fn count_rejections(&self, rejections: &[Rejection]) {
+        let mut m = self.rejected.lock().unwrap();
+        for r in rejections {
+            *m.entry(r.reason.clone()).or_default() += 1;
+        }
+    }
+    /// Record a named metric for the manifest.
+    pub fn set_metric(&self, name: &str, v: f64) {
+        self.metrics.lock().unwrap().insert(name.to_string(), v);
+    }
+}
+
+/// Why a step stopped. Per-record problems are not errors: they are [`Failure`] rows.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Bad options or a bad input file (names the file/line/step and says what to do).
+    #[error("{0}")]
+    Config(String),
+    /// Reading or writing storage failed.
+    #[error("{0}")]
+    Io(String),
+    /// A teacher error that stops the whole step (budget reached, circuit breaker open).
+    #[error("{0}")]
+    Teacher(#[from] TeacherError),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One committed unit of a step's output.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    pub failures: Vec<Failure>,
+    pub rejections: Vec<Rejection>,
+    /// How many input rows this batch finished consuming. The runner adds these up into
+    /// the resume cursor: after a crash, inputs restart after the consumed rows.
+    pub consumed: u64,
+}
+
+/// A stream of input record batches from one upstream step.
+#[async_trait]
+pub trait InputStream: Send {
+    /// The next batch, `None` at the end. On resume, rows already consumed by committed
+    /// batches are skipped before the first batch.
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError>;
+}
+
+/// A step's inputs, in the order of its `after` list.
+pub struct Inputs {
+    pub streams: Vec<(String, Box<dyn InputStream>)>,
+}
+
+impl Inputs {
+    /// No inputs (source steps such as `load`).
+    pub fn none() -> Self {
+        Inputs { streams: vec![] }
+    }
+
+    /// Every input record, all streams concatenated in `after` order.
+    pub async fn read_all(self) -> Result<Vec<Record>, StepError> {
+        let mut all = Vec::new();
+        for (_, mut s) in self.streams {
+            while let Some(b) = s.next_batch().await? {
+                all.extend(b);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Each input's records separately, keyed by upstream step id.
+    pub async fn read_each(self) -> Result<Vec<(String, Vec<Record>)>, StepError> {
+        let mut out = Vec::new();
+        for (id, mut s) in self.streams {
+            let mut all = Vec::new();
+            while let Some(b) = s.next_batch().await? {
+                all.extend(b);
+            }
+            out.push((id, all));
+        }
+        Ok(out)
+    }
+
+    /// Batches from all streams, in `after` order.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+        while let Some((_, s)) = self.streams.first_mut() {
+            if let Some(b) = s.next_batch().await? {
+                return Ok(Some(b));
+            }
+            self.streams.remove(0);
+        }
+        Ok(None)
+    }
+}
+
+/// Where a step commits its output. Each commit is atomic and durable: after a crash
+/// the run resumes after the last committed batch.
+#[async_trait]
+pub trait OutputSink: Send {
+    /// Commit one batch (records, failures, rejections and the input cursor) atomically.
+    async fn commit(&mut self, batch: Batch) -> Result<(), StepError>;
+    /// Write a named side table next to the output (e.g. `duplicates`), atomically.
+    async fn side_table(&mut self, name: &str, records: Vec<Record>) -> Result<(), StepError>;
+    /// Records committed by an earlier interrupted attempt of this step (generators use
+    /// this to rebuild their state on resume). Empty on a fresh start.
+    async fn committed(&self) -> Result<Vec<Record>, StepError>;
+    /// Number of input rows consumed by earlier committed batches.
+    fn consumed(&self) -> u64;
+}
+
+/// How the runner feeds a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// No inputs; produces records (`load`).
+    Source,
+    /// Consumes input batch by batch as upstream commits them (`filter`, `score`, …).
+    Streaming,
+    /// Needs its whole input before it starts (`dedup`, `cluster`, `pair`, generators).
+    WholeTable,
+}
+
+/// A runnable step.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// How the runner feeds this step.
+    fn shape(&self) -> Shape;
+    /// Run to completion, committing output through `out`.
+    async fn run(
+        &self,
+        ctx: &StepCtx,
+        inputs: Inputs,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError>;
+}
+
+/// A step that maps each input batch to an output batch independently. [`run_map`]
+/// drives it; resume then comes for free from the input cursor.
+#[async_trait]
+pub trait MapStep: Send + Sync {
+    /// Process one batch. `consumed` of the result is ignored (set by [`run_map`]).
+    async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError>;
+}
+
+/// Drive a [`MapStep`]: one commit per input batch.
+pub async fn run_map(
+    step: &dyn MapStep,
+    ctx: &StepCtx,
+    mut inputs: Inputs,
+    out: &mut dyn OutputSink,
+) -> Result<(), StepError> {
+    while let Some(batch) = inputs.next_batch().await? {
+        let n = batch.len() as u64;
+        let mut b = step.map(ctx, batch).await?;
+        b.consumed = n;
+        ctx.stats.count_rejections(&b.rejections);
+        ctx.stats.add_done(n);
+        out.commit(b).await?;
+    }
+    Ok(())
+}

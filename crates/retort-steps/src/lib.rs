@@ -1,0 +1,12 @@
+//! Step kinds. Each kind lives in its own file, parses its options from the pipeline
+//! file into a config struct that rejects unknown keys, and implements [`Step`].
+//! The runner (`retort-runner`) owns storage, checkpoints and resume; a step only sees
+//! batches of records coming in ([`Inputs`]) and an [`OutputSink`] to commit to.
+
+pub mod api;
+pub mod cpu;
+pub mod registry;
+pub mod testing;
+
+pub use api::*;
+pub use cpu::Cpu;

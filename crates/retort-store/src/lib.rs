@@ -1,0 +1,1 @@
+//! Storage edge (being written).

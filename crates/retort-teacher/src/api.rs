@@ -1,0 +1,162 @@
+use async_trait::async_trait;
+use retort_core::Message;
+use serde::{Deserialize, Serialize};
+
+/// A chat completion request, provider-neutral. Everything that changes the answer is
+/// here, so a hash of it (plus provider and model) is a sound cache key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub stop: Vec<String>,
+    pub seed: Option<u64>,
+    /// JSON schema (OpenAI `response_format`) for endpoints that support structured output.
+    pub response_format: Option<serde_json::Value>,
+    /// Which of k samples this is; part of the cache key so k samples are k answers.
+    pub sample_index: u32,
+}
+
+/// Why a completion stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    Other,
+}
+
+/// Token usage as the endpoint reported it (or the local model counted it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// A completed chat answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub content: String,
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    /// Model id the endpoint reported.
+    pub model: String,
+    /// True when the answer came from the response cache (no request was made).
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// What went wrong with a request. `class()` names it for the failures table and
+/// `is_retriable()` decides whether the client tries again.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TeacherError {
+    /// The endpoint answered with an HTTP error status.
+    #[error("HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        /// Server-requested wait (Retry-After / retry-after-ms), in milliseconds.
+        retry_after_ms: Option<u64>,
+    },
+    /// Connection refused/reset, DNS, TLS.
+    #[error("connection error: {0}")]
+    Connect(String),
+    /// No answer within the configured timeout.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// The body arrived but was not a usable answer (invalid JSON, no choices, empty).
+    #[error("unusable response: {0}")]
+    BadResponse(String),
+    /// The answer was cut by `max_tokens` and the step needs a complete answer.
+    #[error("answer truncated at max_tokens")]
+    Truncated,
+    /// The run's budget is spent; no new requests are sent.
+    #[error("budget of ${0:.4} reached")]
+    Budget(f64),
+    /// The circuit breaker opened: too many failures in the recent window.
+    #[error("circuit breaker open: {0}")]
+    CircuitOpen(String),
+    /// Local model or configuration problem.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl TeacherError {
+    /// Short class for the failures table.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TeacherError::Http { status: 429, .. } => "http_429",
+            TeacherError::Http { status, .. } if *status >= 500 => "http_5xx",
+            TeacherError::Http { .. } => "http_4xx",
+            TeacherError::Connect(_) => "connect",
+            TeacherError::Timeout(_) => "timeout",
+            TeacherError::BadResponse(_) => "bad_response",
+            TeacherError::Truncated => "truncated",
+            TeacherError::Budget(_) => "budget",
+            TeacherError::CircuitOpen(_) => "circuit_open",
+            TeacherError::Other(_) => "other",
+        }
+    }
+
+    /// HTTP status, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TeacherError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// 429, 5xx, timeouts, connection errors and unusable bodies are worth retrying;
+    /// 400/401/403/404, budget and an open breaker are not.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            TeacherError::Http { status, .. } => *status == 429 || *status >= 500,
+            TeacherError::Connect(_) | TeacherError::Timeout(_) => true,
+            TeacherError::BadResponse(_) => true,
+            TeacherError::Truncated => false,
+            TeacherError::Budget(_) | TeacherError::CircuitOpen(_) | TeacherError::Other(_) => {
+                false
+            }
+        }
+    }
+
+    /// Errors that stop the whole step rather than one record.
+    pub fn is_fatal_for_step(&self) -> bool {
+        matches!(self, TeacherError::Budget(_) | TeacherError::CircuitOpen(_))
+    }
+}
+
+/// Sends one request to one model endpoint, with no retries, limits or cache.
+/// Implemented by the HTTP providers and by the embedded llama.cpp model.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Provider name (`openai`, `anthropic`, `local`), part of the cache key.
+    fn provider(&self) -> &str;
+    /// Model id, part of the cache key.
+    fn model(&self) -> &str;
+    /// Send one chat request.
+    async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, TeacherError>;
+}
+
+/// What steps call: a backend wrapped with limits, retries, cache and accounting.
+#[async_trait]
+pub trait Teacher: Send + Sync {
+    /// Teacher name from the pipeline file.
+    fn name(&self) -> &str;
+    /// Model id.
+    fn model(&self) -> &str;
+    /// One chat completion. `step` attributes tokens and cost to a step in the manifest.
+    async fn chat(&self, step: &str, req: ChatRequest) -> Result<ChatResponse, TeacherError>;
+}
+
+/// Turns texts into vectors: the embedded MiniLM or an embeddings endpoint.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// Model id (part of the embedding cache key).
+    fn model(&self) -> &str;
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// One vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TeacherError>;
+}

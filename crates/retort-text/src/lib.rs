@@ -1,0 +1,1 @@
+//! Text algorithms (being written).

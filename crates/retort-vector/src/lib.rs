@@ -1,0 +1,1 @@
+//! Vector algorithms (being written).
