@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cpu;
 pub mod registry;
+pub mod templates;
 pub mod testing;
 
 pub use api::*;
