@@ -115,6 +115,10 @@ pub struct Batch {
     /// How many input rows this batch finished consuming. The runner adds these up into
     /// the resume cursor: after a crash, inputs restart after the consumed rows.
     pub consumed: u64,
+    /// Step-private resume state saved with this commit (e.g. a generator's call
+    /// counter). The latest committed state is handed back by
+    /// [`OutputSink::resume_state`] after a crash.
+    pub state: Option<serde_json::Value>,
 }
 
 /// A stream of input record batches from one upstream step.
@@ -185,6 +189,8 @@ pub trait OutputSink: Send {
     async fn committed(&self) -> Result<Vec<Record>, StepError>;
     /// Number of input rows consumed by earlier committed batches.
     fn consumed(&self) -> u64;
+    /// The `state` of the last committed batch of an earlier interrupted attempt.
+    fn resume_state(&self) -> Option<serde_json::Value>;
 }
 
 /// How the runner feeds a step.

@@ -48,6 +48,8 @@ pub struct MemSink {
     pub batches: Vec<Batch>,
     pub sides: BTreeMap<String, Vec<Record>>,
     pub previous: Vec<Record>,
+    /// Resume state handed to the step (set it to simulate a resumed run).
+    pub state: Option<serde_json::Value>,
 }
 
 impl MemSink {
@@ -80,6 +82,9 @@ impl OutputSink for MemSink {
     }
     fn consumed(&self) -> u64 {
         0
+    }
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        self.state.clone()
     }
 }
 
