@@ -5,7 +5,8 @@ Run from the repository root (or anywhere): `python3 seeds/check_seeds.py`.
 Exits non-zero on the first class of problem found and prints every offending
 line, so a broken seed never reaches `load` silently. With `--counts` it also
 prints per-category counts in Markdown, which is how the table in
-seeds/README.md is produced.
+seeds/README.md is produced; with `--similarity` it lists instruction pairs
+inside one file whose ROUGE-L F1 exceeds 0.7 (informational, not an error).
 
 Checks:
 - every line parses as one JSON object with exactly the expected keys and types;
@@ -170,6 +171,44 @@ def check_topics(path, min_topics, min_zh, errors):
     return rows
 
 
+def rouge_tokens(text):
+    """Tokens as the novelty filter sees them: CJK per character, otherwise
+    rouge_score's default (lowercase, split on non-alphanumerics)."""
+    low = text.lower()
+    cjk = CJK.findall(low)
+    latin = re.sub(r"[^a-z0-9]+", " ", CJK.sub(" ", low)).split()
+    return latin + cjk if cjk else latin
+
+
+def rouge_l_f1(a, b):
+    if not a or not b:
+        return 0.0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[-1]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(b), lcs / len(a)
+    return 2 * p * r / (p + r)
+
+
+def similar_pairs(rows, threshold):
+    """Instruction pairs within one file whose ROUGE-L F1 exceeds threshold.
+    Seeds this close to each other add little diversity to the demo pool."""
+    toks = [(t["id"], rouge_tokens(t["instruction"])) for _, t in rows]
+    out = []
+    for i in range(len(toks)):
+        for j in range(i + 1, len(toks)):
+            f = rouge_l_f1(toks[i][1], toks[j][1])
+            if f > threshold:
+                out.append((f, toks[i][0], toks[j][0]))
+    return sorted(out, reverse=True)
+
+
 def summary(name, rows, key):
     cats = collections.Counter(r[key] for _, r in rows)
     lines = [f"### {name}: {len(rows)} items, {len(cats)} categories", "",
@@ -196,6 +235,12 @@ def main():
                   f"({100 * no_input / max(len(rows), 1):.0f}%), {cls} classification")
         langs = collections.Counter(t["language"] for _, t in topics)
         print(f"topics.jsonl languages: {dict(sorted(langs.items()))}")
+    if "--similarity" in sys.argv:
+        for name, rows in (("en.jsonl", en), ("zh.jsonl", zh)):
+            pairs = similar_pairs(rows, 0.7)
+            print(f"{name}: {len(pairs)} instruction pairs with ROUGE-L F1 > 0.7")
+            for f, a, b in pairs:
+                print(f"  {f:.2f} {a} {b}")
     if errors:
         sys.exit(1)
     print("seeds OK")
