@@ -137,6 +137,32 @@ pub trait Backend: Send + Sync {
     fn model(&self) -> &str;
     /// Send one chat request.
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, TeacherError>;
+
+    /// Send one chat request and keep the body exactly as received, for the response
+    /// cache: storing the raw body means a parser fix never throws away paid answers.
+    /// The default serialises the parsed answer (for backends with no wire format).
+    async fn chat_raw(&self, req: &ChatRequest) -> Result<RawChat, TeacherError> {
+        let response = self.chat(req).await?;
+        let raw = serde_json::to_string(&response)
+            .map_err(|e| TeacherError::Other(format!("cannot serialise answer: {e}")))?;
+        Ok(RawChat { response, raw })
+    }
+
+    /// Parses a body stored by [`Backend::chat_raw`] (a cache hit). Must accept what
+    /// `chat_raw` of the same backend returned.
+    fn parse_raw(&self, raw: &str) -> Result<ChatResponse, TeacherError> {
+        serde_json::from_str(raw)
+            .map_err(|e| TeacherError::BadResponse(format!("cached answer unreadable: {e}")))
+    }
+}
+
+/// An answer plus the body it was parsed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawChat {
+    /// The parsed answer.
+    pub response: ChatResponse,
+    /// The response body as the server sent it (what the cache stores).
+    pub raw: String,
 }
 
 /// What steps call: a backend wrapped with limits, retries, cache and accounting.

@@ -3,9 +3,40 @@
 //!
 //! Layers: a [`Backend`] sends one request to one endpoint (HTTP OpenAI-compatible,
 //! Anthropic, or the embedded llama.cpp model) and classifies what went wrong; the
-//! client wraps a backend with rate limits, retries, the response cache and accounting,
-//! and is what steps see, as a [`Teacher`].
+//! [`Client`] wraps a backend with the response cache, rate limits (requests and tokens
+//! per minute), an adaptive in-flight window, retries with backoff that honour
+//! `Retry-After`, a circuit breaker and accounting, and is what steps see, as a
+//! [`Teacher`].
+//!
+//! Wiring, in short:
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use retort_teacher::*;
+//! # fn f(cfg: &TeacherConfig) -> Result<(), String> {
+//! let cache = Arc::new(ResponseCache::open("runs/x/cache.sqlite").map_err(|e| e.to_string())?);
+//! let shared = Arc::new(Shared::new(Some(cache), true, Arc::new(Accounting::new(Some(5.0)))));
+//! let backend = http_backend(cfg)?;
+//! let teacher: Arc<dyn Teacher> = Arc::new(Client::new("big", cfg, backend, shared));
+//! # Ok(()) }
+//! ```
 
+mod accounting;
 mod api;
+mod cache;
+mod client;
+mod config;
+mod http;
+mod secret;
 
+pub use accounting::{
+    estimate_cost, Accounting, AccountingSnapshot, Budget, Counters, Ledger, StepAccount,
+};
 pub use api::*;
+pub use cache::{request_key, text_hash, CacheError, CacheKey, CachedResponse, ResponseCache};
+pub use client::{estimate_tokens, CallOptions, Client, ClientStats, Shared};
+pub use config::{EmbedderConfig, EmbedderProvider, EndpointConfig, Provider, TeacherConfig};
+pub use http::{
+    api_url, apply_defaults, http_backend, parse_retry_after, AnthropicBackend, EndpointOutcome,
+    EndpointPool, EndpointStats, OpenAiBackend, OpenAiEmbedder,
+};
+pub use secret::{is_secret_header, redact_headers, Secret};

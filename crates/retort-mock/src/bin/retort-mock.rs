@@ -1,0 +1,100 @@
+//! `retort-mock`: run the mock OpenAI-compatible / Anthropic server by hand or for a
+//! benchmark against another client (e.g. the peer scripts).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use retort_mock::{MockConfig, MockServer, ReplyRule, RetryAfterStyle};
+
+/// Mock OpenAI-compatible and Anthropic server with injectable latency and errors.
+#[derive(Parser, Debug)]
+#[command(name = "retort-mock", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    listen: SocketAddr,
+    /// Delay before every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    rate_429: f64,
+    /// Wait the 429s ask for, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    retry_after_ms: u64,
+    /// Send the wait as `retry-after-ms` instead of `Retry-After` seconds.
+    #[arg(long)]
+    retry_after_millis_header: bool,
+    /// Share of requests answered 500.
+    #[arg(long, default_value_t = 0.0)]
+    rate_500: f64,
+    /// Share of requests that hang.
+    #[arg(long, default_value_t = 0.0)]
+    rate_hang: f64,
+    /// Share of answers with a cut JSON body.
+    #[arg(long, default_value_t = 0.0)]
+    rate_truncated: f64,
+    /// Share of answers with a non-JSON body.
+    #[arg(long, default_value_t = 0.0)]
+    rate_invalid: f64,
+    /// Share of answers with `finish_reason = length`.
+    #[arg(long, default_value_t = 0.0)]
+    rate_length: f64,
+    /// Scripted reply `REGEX=REPLY` (repeatable; first match wins).
+    #[arg(long = "rule")]
+    rules: Vec<String>,
+    /// Model id to report.
+    #[arg(long, default_value = "mock-model")]
+    model: String,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 16)]
+    embedding_dim: usize,
+    /// Random seed of the injection.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = Args::parse();
+    let mut rules = Vec::new();
+    for r in &a.rules {
+        let (pat, reply) = r
+            .split_once('=')
+            .ok_or_else(|| format!("--rule {r:?}: expected REGEX=REPLY"))?;
+        rules.push(ReplyRule {
+            pattern: regex::Regex::new(pat)?,
+            reply: reply.to_string(),
+        });
+    }
+    let cfg = MockConfig {
+        latency: Duration::from_millis(a.latency_ms),
+        rate_429: a.rate_429,
+        retry_after_ms: a.retry_after_ms,
+        retry_after_style: if a.retry_after_millis_header {
+            RetryAfterStyle::Millis
+        } else {
+            RetryAfterStyle::Seconds
+        },
+        rate_500: a.rate_500,
+        rate_hang: a.rate_hang,
+        rate_truncated: a.rate_truncated,
+        rate_invalid: a.rate_invalid,
+        rate_length: a.rate_length,
+        rules,
+        model: a.model,
+        embedding_dim: a.embedding_dim,
+        seed: a.seed,
+        // A long manual run must not grow without bound.
+        record: false,
+        ..MockConfig::default()
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let server = MockServer::start_on(cfg, a.listen).await?;
+        println!("retort-mock listening on {}", server.base_url());
+        tokio::signal::ctrl_c().await?;
+        println!("served {} requests", server.requests());
+        Ok(())
+    })
+}

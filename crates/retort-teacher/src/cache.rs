@@ -1,0 +1,544 @@
+//! The response cache: every paid answer, kept in SQLite so a resumed or repeated run
+//! makes zero repeated calls.
+//!
+//! One dedicated thread owns the connection and serves a queue of operations, so
+//! async callers never block a tokio worker on SQLite, and writes are grouped into one
+//! transaction per drained batch (thousands of rows per commit at full speed). Reads
+//! go through the same queue, so a read always sees every earlier write.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{ChatRequest, Usage};
+
+/// Something went wrong with the cache database.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CacheError {
+    /// SQLite reported an error.
+    #[error("response cache {path}: {message}")]
+    Sqlite {
+        /// Database file.
+        path: String,
+        /// What SQLite said.
+        message: String,
+    },
+    /// The cache thread is gone (it panicked or the cache was closed).
+    #[error("response cache is closed")]
+    Closed,
+}
+
+/// SHA-256 of the canonical request; the cache's primary key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl std::fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Writes `v` as JSON with object keys sorted, so equal requests hash equally whatever
+/// the map order of the serde backend in use.
+fn canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).expect("string encodes"));
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct KeyParts<'a> {
+    v: u32,
+    provider: &'a str,
+    model: &'a str,
+    request: &'a ChatRequest,
+    extra_body: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// The cache key of a request: SHA-256 of canonical JSON of the provider, the model,
+/// the request (messages, sampling parameters, sample index) and the teacher's
+/// `extra_body` (which also changes answers). Pass the request with the teacher's
+/// defaults already applied, so changing a default changes the key.
+pub fn request_key(
+    provider: &str,
+    model: &str,
+    req: &ChatRequest,
+    extra_body: &serde_json::Map<String, serde_json::Value>,
+) -> CacheKey {
+    let parts = KeyParts {
+        v: 1,
+        provider,
+        model,
+        request: req,
+        extra_body,
+    };
+    let v = serde_json::to_value(&parts).expect("a ChatRequest always encodes as JSON");
+    let mut s = String::with_capacity(256);
+    canonical(&v, &mut s);
+    CacheKey(Sha256::digest(s.as_bytes()).into())
+}
+
+/// SHA-256 of a text, the key of its embedding.
+pub fn text_hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// A stored answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedResponse {
+    /// The body exactly as the server sent it.
+    pub raw: String,
+    /// Usage the server reported with it.
+    pub usage: Usage,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, CacheError>>;
+
+enum Op {
+    Get(CacheKey, Reply<Option<CachedResponse>>),
+    Put {
+        key: CacheKey,
+        provider: String,
+        model: String,
+        raw: String,
+        usage: Usage,
+    },
+    GetEmb(String, Vec<[u8; 32]>, Reply<Vec<Option<Vec<f32>>>>),
+    PutEmb(String, Vec<([u8; 32], Vec<f32>)>),
+    Count(Reply<(u64, u64)>),
+    Flush(Reply<()>),
+}
+
+impl Op {
+    fn writes(&self) -> bool {
+        matches!(self, Op::Put { .. } | Op::PutEmb(..))
+    }
+}
+
+/// The SQLite response and embedding cache (WAL mode, bundled SQLite). Cheap to share
+/// behind an `Arc` across any number of tasks and teachers.
+pub struct ResponseCache {
+    path: PathBuf,
+    tx: Option<mpsc::UnboundedSender<Op>>,
+    thread: Option<JoinHandle<()>>,
+    write_error: Arc<Mutex<Option<CacheError>>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA busy_timeout = 10000;
+CREATE TABLE IF NOT EXISTS responses (
+    key BLOB PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    text_hash BLOB NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, text_hash)
+) WITHOUT ROWID;
+";
+
+/// Most operations applied in one transaction.
+const BATCH: usize = 4096;
+
+impl ResponseCache {
+    /// Opens (creating if needed) the cache at `path` and starts its thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<ResponseCache, CacheError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        let err = |e: rusqlite::Error| CacheError::Sqlite {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| CacheError::Sqlite {
+                path: shown.clone(),
+                message: format!("cannot create directory: {e}"),
+            })?;
+        }
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let write_error = Arc::new(Mutex::new(None));
+        let we = write_error.clone();
+        let thread = std::thread::Builder::new()
+            .name("retort-cache".into())
+            .spawn(move || serve(conn, rx, shown, we))
+            .map_err(|e| CacheError::Sqlite {
+                path: path.display().to_string(),
+                message: format!("cannot start cache thread: {e}"),
+            })?;
+        Ok(ResponseCache {
+            path,
+            tx: Some(tx),
+            thread: Some(thread),
+            write_error,
+        })
+    }
+
+    /// Database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, op: Op) -> Result<(), CacheError> {
+        self.tx
+            .as_ref()
+            .ok_or(CacheError::Closed)?
+            .send(op)
+            .map_err(|_| CacheError::Closed)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, CacheError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| CacheError::Closed)?
+    }
+
+    /// The stored answer for `key`, if any.
+    pub async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
+        let key = *key;
+        self.ask(|r| Op::Get(key, r)).await
+    }
+
+    /// Stores an answer. Returns once queued; it is committed within one batch, and
+    /// [`ResponseCache::flush`] waits for that (and reports any write error).
+    pub fn put(
+        &self,
+        key: &CacheKey,
+        provider: &str,
+        model: &str,
+        raw: String,
+        usage: Usage,
+    ) -> Result<(), CacheError> {
+        self.send(Op::Put {
+            key: *key,
+            provider: provider.to_string(),
+            model: model.to_string(),
+            raw,
+            usage,
+        })
+    }
+
+    /// The stored vector of one text hash under `model`.
+    pub async fn get_embedding(
+        &self,
+        model: &str,
+        text_hash: &[u8; 32],
+    ) -> Result<Option<Vec<f32>>, CacheError> {
+        let mut v = self.get_embeddings(model, vec![*text_hash]).await?;
+        Ok(v.pop().flatten())
+    }
+
+    /// Stored vectors for many text hashes (one round trip), in order.
+    pub async fn get_embeddings(
+        &self,
+        model: &str,
+        hashes: Vec<[u8; 32]>,
+    ) -> Result<Vec<Option<Vec<f32>>>, CacheError> {
+        let model = model.to_string();
+        self.ask(|r| Op::GetEmb(model, hashes, r)).await
+    }
+
+    /// Stores one vector.
+    pub fn put_embedding(
+        &self,
+        model: &str,
+        text_hash: &[u8; 32],
+        vector: &[f32],
+    ) -> Result<(), CacheError> {
+        self.put_embeddings(model, vec![(*text_hash, vector.to_vec())])
+    }
+
+    /// Stores many vectors.
+    pub fn put_embeddings(
+        &self,
+        model: &str,
+        items: Vec<([u8; 32], Vec<f32>)>,
+    ) -> Result<(), CacheError> {
+        self.send(Op::PutEmb(model.to_string(), items))
+    }
+
+    /// Number of stored (responses, embeddings).
+    pub async fn count(&self) -> Result<(u64, u64), CacheError> {
+        self.ask(Op::Count).await
+    }
+
+    /// Waits until every queued write is committed; returns the first write error
+    /// since the last flush, if any (writes are otherwise fire-and-forget).
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        self.ask(Op::Flush).await?;
+        match self.write_error.lock().expect("cache error slot").take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ResponseCache {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread commit what is pending and exit.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("response cache thread panicked; recent answers may be lost");
+            }
+        }
+    }
+}
+
+fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
+    if b.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
+    )
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn serve(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Op>,
+    path: String,
+    write_error: Arc<Mutex<Option<CacheError>>>,
+) {
+    let err = |e: rusqlite::Error| CacheError::Sqlite {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let note_write_error = |e: CacheError| {
+        tracing::error!("{e}");
+        let mut slot = write_error.lock().expect("cache error slot");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    };
+    let mut batch: Vec<Op> = Vec::with_capacity(BATCH);
+    while let Some(op) = rx.blocking_recv() {
+        batch.push(op);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let writes = batch.iter().any(Op::writes);
+        if writes {
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                note_write_error(err(e));
+            }
+        }
+        let mut flushes = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                Op::Get(key, reply) => {
+                    let r = conn
+                        .prepare_cached(
+                            "SELECT raw, prompt_tokens, completion_tokens FROM responses WHERE key = ?1",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(params![&key.0[..]], |row| {
+                                Ok(CachedResponse {
+                                    raw: row.get(0)?,
+                                    usage: Usage {
+                                        prompt_tokens: row.get::<_, i64>(1)? as u64,
+                                        completion_tokens: row.get::<_, i64>(2)? as u64,
+                                    },
+                                })
+                            })
+                            .optional()
+                        })
+                        .map_err(err);
+                    let _ = reply.send(r);
+                }
+                Op::Put {
+                    key,
+                    provider,
+                    model,
+                    raw,
+                    usage,
+                } => {
+                    let r = conn
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO responses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )
+                        .and_then(|mut st| {
+                            st.execute(params![
+                                &key.0[..],
+                                provider,
+                                model,
+                                raw,
+                                usage.prompt_tokens as i64,
+                                usage.completion_tokens as i64,
+                                now_secs()
+                            ])
+                        });
+                    if let Err(e) = r {
+                        note_write_error(err(e));
+                    }
+                }
+                Op::GetEmb(model, hashes, reply) => {
+                    let r = conn
+                        .prepare_cached(
+                            "SELECT vector FROM embeddings WHERE model = ?1 AND text_hash = ?2",
+                        )
+                        .and_then(|mut st| {
+                            hashes
+                                .iter()
+                                .map(|h| {
+                                    st.query_row(params![model, &h[..]], |row| {
+                                        row.get::<_, Vec<u8>>(0)
+                                    })
+                                    .optional()
+                                    .map(|o| o.and_then(|b| bytes_to_f32s(&b)))
+                                })
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                        .map_err(err);
+                    let _ = reply.send(r);
+                }
+                Op::PutEmb(model, items) => {
+                    let r = conn
+                        .prepare_cached("INSERT OR REPLACE INTO embeddings VALUES (?1, ?2, ?3)")
+                        .and_then(|mut st| {
+                            for (h, v) in &items {
+                                st.execute(params![model, &h[..], f32s_to_bytes(v)])?;
+                            }
+                            Ok(())
+                        });
+                    if let Err(e) = r {
+                        note_write_error(err(e));
+                    }
+                }
+                Op::Count(reply) => {
+                    let r = conn
+                        .query_row(
+                            "SELECT (SELECT count(*) FROM responses), (SELECT count(*) FROM embeddings)",
+                            [],
+                            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+                        )
+                        .map_err(err);
+                    let _ = reply.send(r);
+                }
+                Op::Flush(reply) => flushes.push(reply),
+            }
+        }
+        if writes {
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                note_write_error(err(e));
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+        for f in flushes {
+            let _ = f.send(Ok(()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retort_core::Message;
+
+    fn req(text: &str, sample: u32) -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::user(text)],
+            temperature: Some(0.7),
+            sample_index: sample,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn key_depends_on_everything_that_changes_the_answer() {
+        let extra = serde_json::Map::new();
+        let k = |p: &str, m: &str, r: &ChatRequest| request_key(p, m, r, &extra);
+        let base = k("openai", "m", &req("hi", 0));
+        assert_eq!(base, k("openai", "m", &req("hi", 0)));
+        assert_ne!(base, k("openai", "m", &req("hi", 1)));
+        assert_ne!(base, k("openai", "m2", &req("hi", 0)));
+        assert_ne!(base, k("anthropic", "m", &req("hi", 0)));
+        assert_ne!(base, k("openai", "m", &req("hi!", 0)));
+        let mut extra2 = serde_json::Map::new();
+        extra2.insert("top_k".into(), 20.into());
+        assert_ne!(base, request_key("openai", "m", &req("hi", 0), &extra2));
+    }
+
+    #[tokio::test]
+    async fn put_then_get_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.sqlite");
+        let key = request_key("openai", "m", &req("hi", 0), &serde_json::Map::new());
+        {
+            let c = ResponseCache::open(&p).unwrap();
+            assert_eq!(c.get(&key).await.unwrap(), None);
+            let u = Usage {
+                prompt_tokens: 3,
+                completion_tokens: 5,
+            };
+            c.put(&key, "openai", "m", "{\"raw\":1}".into(), u).unwrap();
+            c.put_embedding("e", &text_hash("x"), &[1.0, -2.5]).unwrap();
+            c.flush().await.unwrap();
+        }
+        let c = ResponseCache::open(&p).unwrap();
+        let got = c.get(&key).await.unwrap().unwrap();
+        assert_eq!(got.raw, "{\"raw\":1}");
+        assert_eq!(got.usage.completion_tokens, 5);
+        assert_eq!(
+            c.get_embedding("e", &text_hash("x")).await.unwrap(),
+            Some(vec![1.0, -2.5])
+        );
+        assert_eq!(c.get_embedding("other", &text_hash("x")).await.unwrap(), None);
+        assert_eq!(c.count().await.unwrap(), (1, 1));
+    }
+}
