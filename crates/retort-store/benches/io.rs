@@ -1,0 +1,2 @@
+//! Storage throughput benchmark (filled in below).
+fn main() {}

@@ -1,0 +1,302 @@
+//! Small hand-written Arrow column builders and readers.
+//!
+//! The generic arrow builders (`StructBuilder` and friends) are dynamically typed and
+//! slow for nested data; these build the buffers directly, and report offset overflow
+//! (more than 2 GiB of text in one batch) as an error instead of panicking.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBufferBuilder, Float64Array, ListArray,
+    StringArray, StructArray, UInt16Array, UInt32Array,
+};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use retort_core::Message;
+
+use crate::StoreError;
+
+fn overflow(what: &str) -> StoreError {
+    StoreError::Schema(format!(
+        "more than 2 GiB of data in one batch of column `{what}`; write fewer records per batch"
+    ))
+}
+
+/// Validity bits, allocated only once a null is seen.
+pub(crate) struct Validity {
+    bits: Option<BooleanBufferBuilder>,
+    len: usize,
+}
+
+impl Validity {
+    pub(crate) fn new() -> Self {
+        Validity { bits: None, len: 0 }
+    }
+    pub(crate) fn push(&mut self, valid: bool) {
+        if !valid && self.bits.is_none() {
+            let mut b = BooleanBufferBuilder::new(self.len.max(64) * 2);
+            b.append_n(self.len, true);
+            self.bits = Some(b);
+        }
+        if let Some(b) = &mut self.bits {
+            b.append(valid);
+        }
+        self.len += 1;
+    }
+    pub(crate) fn finish(self) -> Option<NullBuffer> {
+        self.bits.map(|mut b| NullBuffer::new(b.finish()))
+    }
+}
+
+/// A utf8 column under construction.
+pub(crate) struct StrCol {
+    name: &'static str,
+    data: Vec<u8>,
+    offsets: Vec<i32>,
+    validity: Validity,
+}
+
+impl StrCol {
+    pub(crate) fn new(name: &'static str, rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        StrCol {
+            name,
+            data: Vec::with_capacity(rows * 16),
+            offsets,
+            validity: Validity::new(),
+        }
+    }
+    pub(crate) fn push(&mut self, s: &str) -> Result<(), StoreError> {
+        self.data.extend_from_slice(s.as_bytes());
+        let end = i32::try_from(self.data.len()).map_err(|_| overflow(self.name))?;
+        self.offsets.push(end);
+        self.validity.push(true);
+        Ok(())
+    }
+    pub(crate) fn push_opt(&mut self, s: Option<&str>) -> Result<(), StoreError> {
+        match s {
+            Some(s) => self.push(s),
+            None => {
+                let last = *self.offsets.last().expect("offsets start with 0");
+                self.offsets.push(last);
+                self.validity.push(false);
+                Ok(())
+            }
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+    pub(crate) fn finish(self) -> ArrayRef {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        // SAFETY: `data` is the concatenation of `&str`s, so every offset lands on a char
+        // boundary and the bytes are valid UTF-8; offsets are monotonic by construction.
+        let arr = unsafe {
+            StringArray::new_unchecked(offsets, Buffer::from_vec(self.data), self.validity.finish())
+        };
+        Arc::new(arr)
+    }
+}
+
+/// Offsets (and validity) of a list column; the child values are built separately.
+pub(crate) struct ListOffsets {
+    name: &'static str,
+    offsets: Vec<i32>,
+    validity: Validity,
+}
+
+impl ListOffsets {
+    pub(crate) fn new(name: &'static str, rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        ListOffsets {
+            name,
+            offsets,
+            validity: Validity::new(),
+        }
+    }
+    /// Close a list whose children now end at `child_len`.
+    pub(crate) fn push(&mut self, child_len: usize) -> Result<(), StoreError> {
+        self.offsets
+            .push(i32::try_from(child_len).map_err(|_| overflow(self.name))?);
+        self.validity.push(true);
+        Ok(())
+    }
+    pub(crate) fn push_null(&mut self) {
+        let last = *self.offsets.last().expect("offsets start with 0");
+        self.offsets.push(last);
+        self.validity.push(false);
+    }
+    pub(crate) fn finish(self, item: FieldRef, values: ArrayRef) -> Result<ArrayRef, StoreError> {
+        let arr = ListArray::try_new(
+            item,
+            OffsetBuffer::new(ScalarBuffer::from(self.offsets)),
+            values,
+            self.validity.finish(),
+        )
+        .map_err(|e| StoreError::Schema(format!("column `{}`: {e}", self.name)))?;
+        Ok(Arc::new(arr))
+    }
+}
+
+/// `list<struct<a: utf8, b: utf8>>` — messages, ShareGPT turns, string maps.
+pub(crate) struct StrPairList {
+    offsets: ListOffsets,
+    a: StrCol,
+    b: StrCol,
+}
+
+impl StrPairList {
+    pub(crate) fn new(name: &'static str, rows: usize) -> Self {
+        StrPairList {
+            offsets: ListOffsets::new(name, rows),
+            a: StrCol::new(name, rows * 2),
+            b: StrCol::new(name, rows * 2),
+        }
+    }
+    pub(crate) fn push_item(&mut self, a: &str, b: &str) -> Result<(), StoreError> {
+        self.a.push(a)?;
+        self.b.push(b)
+    }
+    pub(crate) fn close(&mut self) -> Result<(), StoreError> {
+        self.offsets.push(self.a.len())
+    }
+    pub(crate) fn push_messages(&mut self, msgs: &[Message]) -> Result<(), StoreError> {
+        for m in msgs {
+            self.push_item(&m.role, &m.content)?;
+        }
+        self.close()
+    }
+    /// Finish as a list whose item is a struct with the two given (non-null utf8) fields.
+    pub(crate) fn finish(self, list_type: &DataType) -> Result<ArrayRef, StoreError> {
+        let item = list_item(list_type);
+        let fields = struct_fields(item.data_type());
+        let values = StructArray::try_new(fields.clone(), vec![self.a.finish(), self.b.finish()], None)
+            .map_err(|e| StoreError::Schema(e.to_string()))?;
+        self.offsets.finish(item, Arc::new(values))
+    }
+}
+
+/// The item field of a list type (panics on a non-list type: only called with the
+/// crate's own schema constants).
+pub(crate) fn list_item(t: &DataType) -> FieldRef {
+    match t {
+        DataType::List(f) => f.clone(),
+        other => panic!("retort-store internal: expected a list type, got {other}"),
+    }
+}
+
+/// The fields of a struct type (panics like [`list_item`]).
+pub(crate) fn struct_fields(t: &DataType) -> Fields {
+    match t {
+        DataType::Struct(f) => f.clone(),
+        other => panic!("retort-store internal: expected a struct type, got {other}"),
+    }
+}
+
+/// A nullable-or-not utf8 field.
+pub(crate) fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// `list<item: T>` with a non-null item.
+pub(crate) fn list_of(t: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", t, false)))
+}
+
+// ---------------------------------------------------------------- readers
+
+/// Borrowed access to a batch's columns by name, with errors that say which column.
+pub(crate) struct Cols<'a> {
+    pub(crate) arrays: &'a [ArrayRef],
+    pub(crate) fields: &'a Fields,
+    pub(crate) what: &'static str,
+}
+
+impl<'a> Cols<'a> {
+    pub(crate) fn get(&self, name: &str) -> Result<&'a ArrayRef, StoreError> {
+        match self.fields.iter().position(|f| f.name() == name) {
+            Some(i) => Ok(&self.arrays[i]),
+            None => Err(StoreError::Schema(format!(
+                "column `{name}` is missing; this is not a retort {} file",
+                self.what
+            ))),
+        }
+    }
+    pub(crate) fn str(&self, name: &str) -> Result<&'a StringArray, StoreError> {
+        let a = self.get(name)?;
+        a.as_string_opt::<i32>().ok_or_else(|| wrong_type(name, "utf8", a.data_type()))
+    }
+    pub(crate) fn list(&self, name: &str) -> Result<&'a ListArray, StoreError> {
+        let a = self.get(name)?;
+        a.as_list_opt::<i32>().ok_or_else(|| wrong_type(name, "list", a.data_type()))
+    }
+    pub(crate) fn strukt(&self, name: &str) -> Result<&'a StructArray, StoreError> {
+        let a = self.get(name)?;
+        a.as_struct_opt().ok_or_else(|| wrong_type(name, "struct", a.data_type()))
+    }
+    pub(crate) fn f64(&self, name: &str) -> Result<&'a Float64Array, StoreError> {
+        let a = self.get(name)?;
+        a.as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| wrong_type(name, "float64", a.data_type()))
+    }
+    pub(crate) fn u32(&self, name: &str) -> Result<&'a UInt32Array, StoreError> {
+        let a = self.get(name)?;
+        a.as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| wrong_type(name, "uint32", a.data_type()))
+    }
+    pub(crate) fn u16(&self, name: &str) -> Result<&'a UInt16Array, StoreError> {
+        let a = self.get(name)?;
+        a.as_any()
+            .downcast_ref::<UInt16Array>()
+            .ok_or_else(|| wrong_type(name, "uint16", a.data_type()))
+    }
+}
+
+fn wrong_type(name: &str, want: &str, got: &DataType) -> StoreError {
+    StoreError::Schema(format!("column `{name}` has type {got}, expected {want}"))
+}
+
+/// Column access for a struct array (the fields of `pair`, a list's struct items).
+pub(crate) fn struct_cols<'a>(s: &'a StructArray, what: &'static str) -> Cols<'a> {
+    Cols {
+        arrays: s.columns(),
+        fields: s.fields(),
+        what,
+    }
+}
+
+/// The string at `i`, or `None` when null.
+#[inline]
+pub(crate) fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
+    if a.is_null(i) {
+        None
+    } else {
+        Some(a.value(i))
+    }
+}
+
+/// The child index range of list element `i`.
+#[inline]
+pub(crate) fn range(l: &ListArray, i: usize) -> std::ops::Range<usize> {
+    let o = l.value_offsets();
+    o[i] as usize..o[i + 1] as usize
+}
+
+/// Read a `list<struct<a, b>>` element as message pairs.
+pub(crate) fn read_messages(
+    l: &ListArray,
+    a: &StringArray,
+    b: &StringArray,
+    i: usize,
+) -> Vec<Message> {
+    range(l, i)
+        .map(|j| Message {
+            role: a.value(j).to_string(),
+            content: b.value(j).to_string(),
+        })
+        .collect()
+}

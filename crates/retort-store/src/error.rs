@@ -1,0 +1,97 @@
+//! The one error type of the storage edge. Every variant that touches a file names it, so
+//! a message printed by the CLI tells the user where to look.
+
+use std::path::{Path, PathBuf};
+
+use crate::rows::RowError;
+
+/// An error reading or writing retort data. Messages name the file when one is involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operating-system error on a file or directory.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was about.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The Parquet library could not read or write a file.
+    #[error("{}: parquet: {source}", path.display())]
+    Parquet {
+        /// The Parquet file.
+        path: PathBuf,
+        /// The underlying error.
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow operation on a file's data failed.
+    #[error("{}: arrow: {source}", path.display())]
+    Arrow {
+        /// The file whose data was being converted.
+        path: PathBuf,
+        /// The underlying error.
+        source: arrow::error::ArrowError,
+    },
+    /// A file's content does not have the expected shape (wrong column type, missing column).
+    #[error("{}: {message}", path.display())]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and, where possible, what to do.
+        message: String,
+    },
+    /// An in-memory batch does not match retort's schema, or a value cannot be stored
+    /// (e.g. more than 2 GiB of text in one batch). Converted to [`StoreError::Content`]
+    /// naming the file as soon as a file is involved.
+    #[error("{0}")]
+    Schema(String),
+    /// A row of an input file could not be read.
+    #[error(transparent)]
+    Row(#[from] Box<RowError>),
+    /// The export format name is not one retort writes.
+    #[error("unknown export format `{0}`; expected one of: records, messages, alpaca, sharegpt, dpo, dpo_conversational")]
+    UnknownFormat(String),
+    /// The file extension does not say which container to use.
+    #[error("{}: cannot tell the file format from the extension; {expected}", path.display())]
+    UnknownExtension {
+        /// The file.
+        path: PathBuf,
+        /// Which extensions are understood.
+        expected: &'static str,
+    },
+}
+
+impl StoreError {
+    /// Attach a file name to an error raised while converting that file's data.
+    pub(crate) fn in_file(self, path: &Path) -> StoreError {
+        match self {
+            StoreError::Schema(message) => StoreError::Content {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Shorthands that build a path-carrying error from a library error.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> StoreError + '_ {
+    move |source| StoreError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn arrow_err(path: &Path) -> impl FnOnce(arrow::error::ArrowError) -> StoreError + '_ {
+    move |source| StoreError::Arrow {
+        path: path.to_path_buf(),
+        source,
+    }
+}
