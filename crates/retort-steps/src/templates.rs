@@ -70,8 +70,13 @@ impl Template {
     fn env(&self) -> Result<Environment<'_>, minijinja::Error> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
+        // minijinja 3 moved the whitespace switches into the syntax config.
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()?,
+        );
         env.add_template(&self.name, &self.source)?;
         Ok(env)
     }
@@ -92,7 +97,7 @@ impl Template {
     pub fn render<S: Serialize>(&self, vars: S) -> Result<String, String> {
         let env = self.env().map_err(|e| e.to_string())?;
         let t = env.get_template(&self.name).map_err(|e| e.to_string())?;
-        t.render(vars).map_err(|e| {
+        t.render(minijinja::value::Serde(vars)).map_err(|e| {
             format!(
                 "template `{}` failed to render at line {}: {}",
                 self.name,
