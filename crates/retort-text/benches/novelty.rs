@@ -83,7 +83,9 @@ fn main() {
                 std::hint::black_box(idx.check_brute_force(c));
             }
             let per = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-            println!("| {pool_n} | {n} | brute force (bit-parallel LCS, no index) | {per:.3} | | |");
+            println!(
+                "| {pool_n} | {n} | brute force (bit-parallel LCS, no index) | {per:.3} | | |"
+            );
         }
     }
 

@@ -43,8 +43,24 @@ pub const BLACKLIST_EN: &[&str] = &[
 /// The Chinese counterpart (images, photos, files, charts, links, video, audio, music,
 /// flowcharts, maps, drawing, screenshots, attachments, URLs).
 pub const BLACKLIST_ZH: &[&str] = &[
-    "图像", "图片", "照片", "文件", "图表", "链接", "视频", "音频", "音乐", "流程图", "地图",
-    "绘制", "画一幅", "画一张", "示意图", "截图", "附件", "网址",
+    "图像",
+    "图片",
+    "照片",
+    "文件",
+    "图表",
+    "链接",
+    "视频",
+    "音频",
+    "音乐",
+    "流程图",
+    "地图",
+    "绘制",
+    "画一幅",
+    "画一张",
+    "示意图",
+    "截图",
+    "附件",
+    "网址",
 ];
 
 /// Why [`InstructionFilter::check`] rejected an instruction.
@@ -123,7 +139,11 @@ fn contains_word(haystack_lower: &str, word_lower: &str) -> bool {
         if before_ok && after_ok {
             return true;
         }
-        from = start + haystack_lower[start..].chars().next().map_or(1, char::len_utf8);
+        from = start
+            + haystack_lower[start..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
     }
     false
 }
@@ -196,7 +216,10 @@ impl InstructionFilter {
                 return reject("banned_prefix", format!("{p:?}"));
             }
         }
-        let first = inst.chars().next().expect("non-empty after the length check");
+        let first = inst
+            .chars()
+            .next()
+            .expect("non-empty after the length check");
         if is_punctuation(first) {
             return reject("starts_with_punct", format!("{first:?}"));
         }
@@ -212,18 +235,36 @@ mod tests {
     use super::*;
 
     fn reason(s: &str) -> Option<&'static str> {
-        InstructionFilter::default().check(s).err().map(|r| r.reason)
+        InstructionFilter::default()
+            .check(s)
+            .err()
+            .map(|r| r.reason)
     }
 
     #[test]
     fn each_reason_fires() {
         assert_eq!(reason("Summarise this text"), Some("too_short"));
         assert_eq!(reason(&"word ".repeat(151)), Some("too_long"));
-        assert_eq!(reason("Describe the image below in detail"), Some("keyword"));
-        assert_eq!(reason("Please Go To the website and report"), Some("keyword"));
-        assert_eq!(reason("Write a program that sorts numbers"), Some("banned_prefix"));
-        assert_eq!(reason("\"Explain why the sky is blue\""), Some("starts_with_punct"));
-        assert_eq!(reason("。解释天空为什么是蓝色的"), Some("starts_with_punct"));
+        assert_eq!(
+            reason("Describe the image below in detail"),
+            Some("keyword")
+        );
+        assert_eq!(
+            reason("Please Go To the website and report"),
+            Some("keyword")
+        );
+        assert_eq!(
+            reason("Write a program that sorts numbers"),
+            Some("banned_prefix")
+        );
+        assert_eq!(
+            reason("\"Explain why the sky is blue\""),
+            Some("starts_with_punct")
+        );
+        assert_eq!(
+            reason("。解释天空为什么是蓝色的"),
+            Some("starts_with_punct")
+        );
         assert_eq!(reason("请描述这张图片的内容"), Some("keyword"));
         assert_eq!(reason("写诗"), Some("too_short"));
         assert_eq!(reason(&"长".repeat(301)), Some("too_long"));
@@ -232,7 +273,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            strict.check("Éxplain the French revolution briefly").unwrap_err().reason,
+            strict
+                .check("Éxplain the French revolution briefly")
+                .unwrap_err()
+                .reason,
             "non_ascii_start"
         );
     }
@@ -259,7 +303,19 @@ mod tests {
                 units: 4
             }
         );
-        assert_eq!(length("写一首诗"), Length { cjk: true, units: 4 });
-        assert_eq!(length("用Python写排序"), Length { cjk: true, units: 5 });
+        assert_eq!(
+            length("写一首诗"),
+            Length {
+                cjk: true,
+                units: 4
+            }
+        );
+        assert_eq!(
+            length("用Python写排序"),
+            Length {
+                cjk: true,
+                units: 5
+            }
+        );
     }
 }

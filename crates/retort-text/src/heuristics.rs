@@ -38,10 +38,11 @@ pub fn detect_language(text: &str) -> &'static str {
         (arabic, "ar"),
         (other, "other"),
     ];
-    let (weight, lang) = cands
-        .iter()
-        .copied()
-        .fold((0, "other"), |best, c| if c.0 > best.0 { c } else { best });
+    let (weight, lang) =
+        cands
+            .iter()
+            .copied()
+            .fold((0, "other"), |best, c| if c.0 > best.0 { c } else { best });
     if weight == 0 {
         return "other";
     }
@@ -152,7 +153,11 @@ pub fn leaked_markers(text: &str) -> usize {
 /// 0 when the text is shorter than n units.
 pub fn repetition_ratio(text: &str) -> f64 {
     let (u, cjk) = units(text);
-    let n = if !u.is_empty() && cjk >= u.len() - cjk { 5 } else { 3 };
+    let n = if !u.is_empty() && cjk >= u.len() - cjk {
+        5
+    } else {
+        3
+    };
     if u.len() < n {
         return 0.0;
     }
@@ -181,7 +186,10 @@ fn side(out: &mut BTreeMap<String, f64>, prefix: &str, text: &str) {
     out.insert(format!("{prefix}_len_words"), u.len() as f64);
     out.insert(format!("{prefix}_repetition"), repetition_ratio(text));
     out.insert(format!("{prefix}_non_ascii_ratio"), non_ascii_ratio(text));
-    out.insert(format!("{prefix}_leaked_markers"), leaked_markers(text) as f64);
+    out.insert(
+        format!("{prefix}_leaked_markers"),
+        leaked_markers(text) as f64,
+    );
 }
 
 /// Heuristic columns for a prompt and, when given, its response. Keys (each prefixed
@@ -217,7 +225,10 @@ mod tests {
 
     #[test]
     fn languages_by_script() {
-        assert_eq!(detect_language("Give three tips for staying healthy."), "en");
+        assert_eq!(
+            detect_language("Give three tips for staying healthy."),
+            "en"
+        );
         assert_eq!(detect_language("解释为什么天空是蓝色的。"), "zh");
         assert_eq!(detect_language("空が青いのはなぜですか。"), "ja");
         assert_eq!(detect_language("하늘은 왜 파란가요?"), "ko");
@@ -232,10 +243,14 @@ mod tests {
     fn refusals() {
         assert!(is_refusal("I'm sorry, but I can't help with that request."));
         assert!(is_refusal("I’m sorry, but I cannot do that."));
-        assert!(is_refusal("As an AI language model, I do not have opinions."));
+        assert!(is_refusal(
+            "As an AI language model, I do not have opinions."
+        ));
         assert!(is_refusal("抱歉，我无法提供这方面的信息。"));
         assert!(is_refusal("作为一个人工智能，我没有个人感受。"));
-        assert!(!is_refusal("Sure! Here are three tips for staying healthy."));
+        assert!(!is_refusal(
+            "Sure! Here are three tips for staying healthy."
+        ));
         assert!(!is_refusal("当然可以，以下是三个建议。"));
         let late = format!("{} I'm sorry, but", "word ".repeat(100));
         assert!(!is_refusal(&late), "phrases deep in an answer are content");

@@ -60,7 +60,11 @@ mod tests {
             assert_eq!(normalize(v), "write a poem about the sea.", "{v:?}");
             assert_eq!(exact_key(v), k0);
         }
-        assert_ne!(exact_key("write a poem about the sea"), k0, "punctuation matters");
+        assert_ne!(
+            exact_key("write a poem about the sea"),
+            k0,
+            "punctuation matters"
+        );
         assert_eq!(normalize("STRASSE"), normalize("straße"));
         assert_eq!(normalize("写一首诗，"), "写一首诗,");
         assert_eq!(normalize("ｶﾀｶﾅ"), "カタカナ");

@@ -86,8 +86,7 @@ struct Best {
 
 impl Best {
     fn offer(&mut self, sim: f64, item: usize) {
-        if sim > self.sim || (sim == self.sim && sim > 0.0 && self.item.is_none_or(|b| item < b))
-        {
+        if sim > self.sim || (sim == self.sim && sim > 0.0 && self.item.is_none_or(|b| item < b)) {
             self.sim = sim;
             self.item = Some(item);
         }
@@ -386,7 +385,10 @@ mod tests {
     fn check_and_add_grows_the_pool() {
         let mut idx = NoveltyIndex::new(0.7);
         assert!(idx.check_and_add("write a poem about the sea").accepted);
-        assert!(!idx.check_and_add("write a poem about the sea please").accepted);
+        assert!(
+            !idx.check_and_add("write a poem about the sea please")
+                .accepted
+        );
         assert!(idx.check_and_add("explain how vaccines work").accepted);
         assert_eq!(idx.len(), 2);
         assert_eq!(idx.text(1), "explain how vaccines work");

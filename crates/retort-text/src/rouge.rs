@@ -282,7 +282,10 @@ mod tests {
             tokenize("用Python3写hello程序"),
             vec!["用", "python3", "写", "hello", "程", "序"]
         );
-        assert_eq!(tokenize("カタカナとひらがな"), tokenize("カタカナとひらがな"));
+        assert_eq!(
+            tokenize("カタカナとひらがな"),
+            tokenize("カタカナとひらがな")
+        );
         assert_eq!(tokenize("한국어 문장"), vec!["한", "국", "어", "문", "장"]);
         assert_eq!(
             tokenize("Привет, мир! hello"),

@@ -47,7 +47,10 @@ struct RefDecision {
 }
 
 fn reference() -> Reference {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rouge_reference.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/rouge_reference.json"
+    );
     let text = std::fs::read_to_string(path).expect("reading the committed reference table");
     serde_json::from_str(&text).expect("parsing the reference table")
 }
@@ -65,14 +68,24 @@ fn rouge_l_agrees_with_rouge_score_bit_for_bit() {
     for p in &r.pairs {
         if has_extension_chars(&p.a) || has_extension_chars(&p.b) {
             // Mixed text: the ASCII tokens are rouge_score's, in order.
-            let ascii: Vec<String> = tokenize(&p.a).into_iter().filter(|t| t.is_ascii()).collect();
+            let ascii: Vec<String> = tokenize(&p.a)
+                .into_iter()
+                .filter(|t| t.is_ascii())
+                .collect();
             assert_eq!(ascii, p.tokens_a, "{:?}", p.a);
             continue;
         }
         assert_eq!(tokenize(&p.a), p.tokens_a, "tokens of {:?}", p.a);
         assert_eq!(tokenize(&p.b), p.tokens_b, "tokens of {:?}", p.b);
         let f = rouge_l_f1(&p.a, &p.b);
-        assert_eq!(f.to_bits(), p.f1_bits, "{:?} vs {:?}: {f} != {}", p.a, p.b, p.f1);
+        assert_eq!(
+            f.to_bits(),
+            p.f1_bits,
+            "{:?} vs {:?}: {f} != {}",
+            p.a,
+            p.b,
+            p.f1
+        );
         compared += 1;
     }
     assert!(compared >= 50, "only {compared} pairs compared");
@@ -88,7 +101,14 @@ fn novelty_decisions_agree_with_alpaca_loop() {
     for c in &r.candidates {
         let d = idx.check_and_add(&c.text);
         assert_eq!(d.accepted, c.accepted, "{:?}", c.text);
-        assert_eq!(d.max_sim.to_bits(), c.max_sim_bits, "{:?}: {} vs {}", c.text, d.max_sim, c.max_sim);
+        assert_eq!(
+            d.max_sim.to_bits(),
+            c.max_sim_bits,
+            "{:?}: {} vs {}",
+            c.text,
+            d.max_sim,
+            c.max_sim
+        );
     }
     // The table exercises both outcomes.
     assert!(r.candidates.iter().any(|c| c.accepted));
@@ -152,7 +172,10 @@ fn index_equals_brute_force_on_tiny_vocabularies() {
     let words = ["a", "b", "c", "d", "e"];
     let text = |rng: &mut ChaCha8Rng| {
         let n = rng.random_range(0..90);
-        (0..n).map(|_| words[rng.random_range(0..5)]).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| words[rng.random_range(0..5)])
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let pool: Vec<String> = (0..200).map(|_| text(&mut rng)).collect();
     let mut idx = NoveltyIndex::new(0.7);
@@ -242,7 +265,12 @@ fn minhash_finds_planted_near_duplicates() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     // Long-ish distinct documents, and for 100 of them a lightly edited twin.
     let mut texts: Vec<String> = (0..1000)
-        .map(|_| (0..4).map(|_| g.instruction()).collect::<Vec<_>>().join(" "))
+        .map(|_| {
+            (0..4)
+                .map(|_| g.instruction())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
     let mut planted = HashSet::new();
     for k in 0..100 {
@@ -261,14 +289,20 @@ fn minhash_finds_planted_near_duplicates() {
                 >= 0.6
         })
         .collect();
-    assert!(planted_above.len() >= 80, "generator plants real near-duplicates");
+    assert!(
+        planted_above.len() >= 80,
+        "generator plants real near-duplicates"
+    );
     let found_set: HashSet<(usize, usize)> = found.iter().map(|&(i, j, _)| (i, j)).collect();
     let hit = planted_above.intersection(&found_set).count();
     let recall = hit as f64 / planted_above.len() as f64;
     let precision_vs_planted =
         found_set.iter().filter(|p| planted.contains(p)).count() as f64 / found_set.len() as f64;
     assert!(recall >= 0.97, "recall {recall}");
-    assert!(precision_vs_planted >= 0.9, "precision {precision_vs_planted}");
+    assert!(
+        precision_vs_planted >= 0.9,
+        "precision {precision_vs_planted}"
+    );
     for &(i, j, s) in &found {
         assert!(i < j && s >= 0.6);
     }
@@ -284,7 +318,10 @@ fn minhash_finds_chinese_near_duplicates() {
     let twin = texts[7].replacen('请', "麻烦", 1).replace('。', "！");
     texts.push(twin);
     let found = near_duplicates(&texts, 128, 32, 0.6);
-    assert!(found.iter().any(|&(i, j, _)| i == 7 && j == 300), "{found:?}");
+    assert!(
+        found.iter().any(|&(i, j, _)| i == 7 && j == 300),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -304,7 +341,13 @@ fn exact_dedup_collapses_case_width_and_whitespace_variants() {
     assert_eq!(keys[0], keys[2]);
     assert_eq!(keys[0], keys[3]);
     assert_ne!(keys[0], keys[4]);
-    assert_ne!(keys[5], keys[6], "。 and ． are different punctuation after NFKC");
-    assert_ne!(keys[5], keys[7], "a space inside CJK text is kept (collapsed, not removed)");
+    assert_ne!(
+        keys[5], keys[6],
+        "。 and ． are different punctuation after NFKC"
+    );
+    assert_ne!(
+        keys[5], keys[7],
+        "a space inside CJK text is kept (collapsed, not removed)"
+    );
     assert_eq!(normalize(texts[3]), "give three tips for staying healthy.");
 }
