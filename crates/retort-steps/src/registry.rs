@@ -108,15 +108,28 @@ pub fn parse_options<T: DeserializeOwned>(spec: &StepSpec) -> Result<T, Vec<Stri
 }
 
 /// Every step kind this build knows, for error hints and `--help`.
-pub const KINDS: &[&str] = &[];
+pub const KINDS: &[&str] = &[
+    "load", "filter", "sample", "limit", "export",
+    "score", "judge", "pair", "tiers",
+];
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,
 /// step id and line.
 pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
-    let _ = ctx;
-    Err(vec![format!(
-        "unknown step kind `{}`; known kinds: {}",
-        spec.kind,
-        KINDS.join(", ")
-    )])
+    match spec.kind.as_str() {
+        "load" => crate::load::build(spec, ctx),
+        "filter" => crate::filter::build(spec, ctx),
+        "sample" => crate::sample::build_sample(spec, ctx),
+        "limit" => crate::sample::build_limit(spec, ctx),
+        "export" => crate::export::build(spec, ctx),
+        "score" => crate::score::build(spec, ctx),
+        "judge" => crate::judge::build(spec, ctx),
+        "pair" => crate::pair::build(spec, ctx),
+        "tiers" => crate::tiers::build(spec, ctx),
+        _ => Err(vec![format!(
+            "unknown step kind `{}`; hint: known kinds are {}",
+            spec.kind,
+            KINDS.join(", ")
+        )]),
+    }
 }
