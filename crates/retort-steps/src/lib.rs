@@ -5,6 +5,11 @@
 
 pub mod api;
 pub mod cpu;
+pub mod self_instruct;
+pub mod self_chat;
+pub mod respond;
+pub mod gen_common;
+pub mod evol_instruct;
 pub mod registry;
 pub mod templates;
 pub mod testing;

@@ -111,6 +111,7 @@ pub fn parse_options<T: DeserializeOwned>(spec: &StepSpec) -> Result<T, Vec<Stri
 pub const KINDS: &[&str] = &[
     "load", "filter", "sample", "limit", "export",
     "score", "judge", "pair", "tiers",
+    "self_instruct", "self_chat", "evol_instruct", "respond",
 ];
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,
@@ -126,6 +127,10 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         "judge" => crate::judge::build(spec, ctx),
         "pair" => crate::pair::build(spec, ctx),
         "tiers" => crate::tiers::build(spec, ctx),
+        "self_instruct" => crate::self_instruct::build(spec, ctx),
+        "self_chat" => crate::self_chat::build(spec, ctx),
+        "evol_instruct" => crate::evol_instruct::build(spec, ctx),
+        "respond" => crate::respond::build(spec, ctx),
         _ => Err(vec![format!(
             "unknown step kind `{}`; hint: known kinds are {}",
             spec.kind,

@@ -1,0 +1,1050 @@
+//! `self_instruct`: grow seed tasks into many new instruction/input/output tasks.
+//!
+//! Two modes:
+//! - **`alpaca`** (Stanford Alpaca): each call shows `demos` (3) seed tasks and asks for
+//!   `num_tasks` (10) new ones as numbered `Instruction/Input/Output` blocks separated by
+//!   `###`. When the answer stopped at `max_tokens` the last block is dropped
+//!   (`truncated_last`), as Alpaca does.
+//! - **`classic`** (Self-Instruct paper): each call shows 8 demo instructions (6 from the
+//!   seeds, 2 from tasks generated so far, shuffled) and asks for more as a numbered list;
+//!   each surviving instruction then goes through classification identification (a
+//!   yes/no call) and instance generation (output-first for classification tasks, so
+//!   labels stay balanced; input-first otherwise). Instances with `input == output` or an
+//!   empty output are dropped, and a task whose instances give one input two different
+//!   outputs is dropped (`conflicting_outputs`). One record is written per instance,
+//!   with the task's id in `labels.task_id`.
+//!
+//! Both modes grow a pool (seeds + accepted tasks) until `target` tasks are accepted or
+//! `max_calls` generation calls were made. Each candidate instruction passes, in order:
+//! the length/keyword/prefix/first-character filters of `retort_text::filters`
+//! (`too_short`, `too_long`, `keyword`, `banned_prefix`, `starts_with_punct`), an
+//! exact-repeat check (`duplicate`), and ROUGE-L novelty against the whole pool
+//! (`rouge_l` when the maximum F1 is above `threshold`; CJK text compared per
+//! character). Accepted instructions join the pool at once, so later candidates of the
+//! same round are compared against them too. Every rejection is kept with its reason.
+//!
+//! Work proceeds in rounds of `concurrency` calls; each round's results are screened in
+//! call order and committed together with the call counter, so a resumed run rebuilds
+//! the pool from the committed records and continues with the next call index. Demo
+//! sampling and request seeds derive from the step seed and the call index, so a re-run
+//! sends the same requests (and hits the response cache).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rand::seq::{IndexedRandom, SliceRandom};
+use retort_core::{content_id, Message, Provenance, Record};
+use retort_teacher::{ChatResponse, FinishReason, Teacher};
+use retort_text::{InstructionFilter, NoveltyIndex};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{Inputs, OutputSink, Shape, Step, StepCtx, StepError};
+use crate::gen_common::{self as gc, Field, Outcome, Sampling};
+use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::templates::Template;
+
+/// Generation method.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Stanford Alpaca: N tasks per call with instances.
+    #[default]
+    Alpaca,
+    /// Self-Instruct paper: instructions, then classification, then instances.
+    Classic,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Alpaca => "alpaca",
+            Mode::Classic => "classic",
+        }
+    }
+}
+
+/// Options of `kind = "self_instruct"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfInstructOptions {
+    /// Teacher that writes the tasks.
+    pub teacher: String,
+    /// `alpaca` (default) or `classic`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Stop once this many new tasks were accepted (default 100).
+    #[serde(default = "default_target")]
+    pub target: u64,
+    /// Most generation calls (default: `target`). Classic mode's classification and
+    /// instance calls are not counted here.
+    pub max_calls: Option<u64>,
+    /// ROUGE-L F1 above which a candidate is too similar to the pool (default 0.7).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// New tasks asked for per call (default 10 for alpaca, 8 for classic).
+    pub num_tasks: Option<usize>,
+    /// Demo tasks shown per call (default 3 for alpaca, 8 for classic).
+    pub demos: Option<usize>,
+    /// Classic: how many of the demos come from generated tasks once there are some
+    /// (default 2; the rest are seeds).
+    pub machine_demos: Option<usize>,
+    /// Language the tasks must be written in (e.g. `"Chinese"`); unset = English.
+    pub language: Option<String>,
+    /// Calls in flight (default 16); also the number of calls per round.
+    #[serde(default = "gc::default_concurrency")]
+    pub concurrency: usize,
+    /// Sampling temperature of generation calls (default 1.0 alpaca, 0.7 classic).
+    pub temperature: Option<f32>,
+    /// Nucleus sampling of generation calls (default 1.0).
+    pub top_p: Option<f32>,
+    /// `max_tokens` of generation calls (default 3072 alpaca, 1024 classic).
+    pub max_tokens: Option<u32>,
+    /// Generation template (default `alpaca_generate` / `classic_instructions`).
+    pub template: Option<String>,
+    /// Classic: classification-identification template.
+    pub classify_template: Option<String>,
+    /// Classic: instance template for non-classification tasks.
+    pub input_first_template: Option<String>,
+    /// Classic: instance template for classification tasks.
+    pub output_first_template: Option<String>,
+    /// Classic: most instances kept per task (default 5).
+    #[serde(default = "default_max_instances")]
+    pub max_instances: usize,
+    /// Fewest words of an instruction in spaced scripts (default 4, Alpaca's `> 3`).
+    pub min_words: Option<usize>,
+    /// Most words of an instruction in spaced scripts (default 150).
+    pub max_words: Option<usize>,
+    /// Fewest characters of a CJK instruction (default 5).
+    pub min_chars_cjk: Option<usize>,
+    /// Most characters of a CJK instruction (default 300).
+    pub max_chars_cjk: Option<usize>,
+    /// Keywords added to the built-in English and Chinese blacklists.
+    #[serde(default)]
+    pub extra_keywords: Vec<String>,
+}
+
+fn default_target() -> u64 {
+    100
+}
+fn default_threshold() -> f64 {
+    0.7
+}
+fn default_max_instances() -> usize {
+    5
+}
+
+/// The runnable step.
+pub struct SelfInstruct {
+    o: SelfInstructOptions,
+    num_tasks: usize,
+    demos: usize,
+    machine_demos: usize,
+    max_calls: u64,
+    gen: Sampling,
+    aux: Sampling,
+    filter: InstructionFilter,
+    t_gen: Arc<Template>,
+    /// Classic only: classify, input-first, output-first.
+    t_classic: Option<[Arc<Template>; 3]>,
+}
+
+/// Build `self_instruct` from its options.
+pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
+    let o: SelfInstructOptions = parse_options(spec)?;
+    let mut errors = vec![];
+    let mut files = vec![];
+    gc::check_teacher(ctx, "teacher", &o.teacher, &mut errors);
+    gc::check_unit("threshold", o.threshold, &mut errors);
+    if o.target == 0 {
+        errors.push("`target` must be at least 1".into());
+    }
+    if o.concurrency == 0 {
+        errors.push("`concurrency` must be at least 1".into());
+    }
+    let classic = o.mode == Mode::Classic;
+    let num_tasks = o.num_tasks.unwrap_or(if classic { 8 } else { 10 });
+    let demos = o.demos.unwrap_or(if classic { 8 } else { 3 });
+    let machine_demos = o.machine_demos.unwrap_or(if classic { 2 } else { 0 });
+    if num_tasks == 0 || demos == 0 {
+        errors.push("`num_tasks` and `demos` must be at least 1".into());
+    }
+    if machine_demos > demos {
+        errors.push(format!(
+            "`machine_demos` ({machine_demos}) cannot exceed `demos` ({demos})"
+        ));
+    }
+    if !classic && o.machine_demos.is_some() {
+        errors.push(
+            "`machine_demos` applies to mode = \"classic\" only (Alpaca shows seed tasks only)"
+                .into(),
+        );
+    }
+    if !classic
+        && (o.classify_template.is_some()
+            || o.input_first_template.is_some()
+            || o.output_first_template.is_some())
+    {
+        errors.push("`classify_template`, `input_first_template` and `output_first_template` apply to mode = \"classic\" only".into());
+    }
+    let gen_default = if classic {
+        "classic_instructions"
+    } else {
+        "alpaca_generate"
+    };
+    let t_gen = gc::load_template(
+        o.template.as_deref().unwrap_or(gen_default),
+        "template",
+        ctx,
+        &mut files,
+        &mut errors,
+    );
+    let t_classic = if classic {
+        let a = gc::load_template(
+            o.classify_template
+                .as_deref()
+                .unwrap_or("classic_is_classification"),
+            "classify_template",
+            ctx,
+            &mut files,
+            &mut errors,
+        );
+        let b = gc::load_template(
+            o.input_first_template
+                .as_deref()
+                .unwrap_or("classic_instances_input_first"),
+            "input_first_template",
+            ctx,
+            &mut files,
+            &mut errors,
+        );
+        let c = gc::load_template(
+            o.output_first_template
+                .as_deref()
+                .unwrap_or("classic_instances_output_first"),
+            "output_first_template",
+            ctx,
+            &mut files,
+            &mut errors,
+        );
+        match (a, b, c) {
+            (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let (Some(t_gen), true) = (t_gen, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let mut filter = InstructionFilter::default();
+    if let Some(v) = o.min_words {
+        filter.min_words = v;
+    }
+    if let Some(v) = o.max_words {
+        filter.max_words = v;
+    }
+    if let Some(v) = o.min_chars_cjk {
+        filter.min_chars_cjk = v;
+    }
+    if let Some(v) = o.max_chars_cjk {
+        filter.max_chars_cjk = v;
+    }
+    filter.blacklist.extend(o.extra_keywords.iter().cloned());
+    let gen = Sampling {
+        temperature: Some(o.temperature.unwrap_or(if classic { 0.7 } else { 1.0 })),
+        top_p: Some(o.top_p.unwrap_or(1.0)),
+        max_tokens: Some(o.max_tokens.unwrap_or(if classic { 1024 } else { 3072 })),
+    };
+    let aux = Sampling {
+        temperature: Some(0.0),
+        top_p: None,
+        max_tokens: Some(1024),
+    };
+    let max_calls = o.max_calls.unwrap_or(o.target);
+    let mut estimates = vec![gc::estimate(
+        &o.teacher,
+        0.0,
+        max_calls,
+        gc::prompt_tokens_estimate(&t_gen, demos as u64 * 80),
+        gen,
+    )];
+    if let Some([c, i, _]) = &t_classic {
+        estimates.push(gc::estimate(
+            &o.teacher,
+            0.0,
+            o.target,
+            gc::prompt_tokens_estimate(c, 40),
+            Sampling {
+                max_tokens: Some(8),
+                ..aux
+            },
+        ));
+        estimates.push(gc::estimate(
+            &o.teacher,
+            0.0,
+            o.target,
+            gc::prompt_tokens_estimate(i, 40),
+            aux,
+        ));
+    }
+    let writes = format!(
+        "up to {} new tasks ({} mode) as instruction/input/output",
+        o.target,
+        o.mode.as_str()
+    );
+    let step = SelfInstruct {
+        num_tasks,
+        demos,
+        machine_demos,
+        max_calls,
+        gen,
+        aux,
+        filter,
+        t_gen,
+        t_classic,
+        o,
+    };
+    let mut built = Built::new(Arc::new(step), writes);
+    built.files = files;
+    built.estimates = estimates;
+    Ok(built)
+}
+
+/// A task in the pool (seed or generated).
+#[derive(Clone, Debug)]
+struct Task {
+    id: String,
+    instruction: String,
+    input: String,
+    output: String,
+    /// Seed ids at the root of this task.
+    seeds: Vec<String>,
+}
+
+/// A parsed candidate before screening.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Candidate {
+    pub instruction: String,
+    pub input: String,
+    pub output: String,
+}
+
+/// A candidate's rejection before it reaches the pool.
+type Reject = (String, &'static str, String, String);
+
+/// The novelty pool with exact-repeat keys and item ids (for rejection details).
+struct Pool {
+    index: NoveltyIndex,
+    keys: HashSet<String>,
+    ids: Vec<String>,
+}
+
+impl Pool {
+    fn new(threshold: f64) -> Self {
+        Pool {
+            index: NoveltyIndex::new(threshold),
+            keys: HashSet::new(),
+            ids: vec![],
+        }
+    }
+    fn add(&mut self, id: &str, instruction: &str) {
+        self.index.add(instruction);
+        self.keys.insert(gc::dup_key(instruction));
+        self.ids.push(id.to_string());
+    }
+}
+
+/// Screen candidates in order: filters, exact repeats, room left, ROUGE-L novelty.
+/// Accepted ones join the pool. Returns (accepted, rejections as (id, reason, detail, text)).
+fn screen(
+    pool: &mut Pool,
+    filter: &InstructionFilter,
+    cands: Vec<(usize, Candidate)>,
+    mut room: u64,
+) -> (Vec<(usize, Candidate)>, Vec<Reject>) {
+    let mut accepted = vec![];
+    let mut rejected = vec![];
+    for (call, c) in cands {
+        let id = content_id(&[&c.instruction, &c.input, &c.output]);
+        if let Err(r) = filter.check(&c.instruction) {
+            rejected.push((id, r.reason, r.detail, c.instruction));
+            continue;
+        }
+        if pool.keys.contains(&gc::dup_key(&c.instruction)) {
+            rejected.push((
+                id,
+                "duplicate",
+                "same instruction already in the pool".into(),
+                c.instruction,
+            ));
+            continue;
+        }
+        if room == 0 {
+            rejected.push((
+                id,
+                "over_target",
+                "target already reached this round".into(),
+                c.instruction,
+            ));
+            continue;
+        }
+        let d = pool.index.check(&c.instruction);
+        if !d.accepted {
+            let other = d
+                .most_similar
+                .map(|i| pool.ids[i].clone())
+                .unwrap_or_default();
+            rejected.push((
+                id,
+                "rouge_l",
+                format!("{:.3} > {} vs {other}", d.max_sim, pool.index.threshold()),
+                c.instruction,
+            ));
+            continue;
+        }
+        pool.add(&id, &c.instruction);
+        room -= 1;
+        accepted.push((call, c));
+    }
+    (accepted, rejected)
+}
+
+/// Parse an Alpaca reply into candidates and per-block rejections. `Err` when the reply
+/// has no task block at all (a failure with the raw reply).
+pub(crate) fn parse_alpaca(
+    reply: &str,
+    finish: FinishReason,
+) -> Result<(Vec<Candidate>, Vec<(&'static str, String, String)>), String> {
+    let mut blocks = gc::parse_field_blocks(reply, gc::ALPACA_FIELDS);
+    if blocks.is_empty() {
+        return Err("no `Instruction:`/`Input:`/`Output:` blocks in the reply".into());
+    }
+    let mut rejects = vec![];
+    if finish == FinishReason::Length {
+        let last = blocks.pop().expect("non-empty");
+        rejects.push((
+            "truncated_last",
+            "the answer stopped at max_tokens; its last task may be cut".to_string(),
+            last.raw,
+        ));
+    }
+    let mut cands = vec![];
+    for b in blocks {
+        let instruction = b.get(0).map(gc::collapse_ws).unwrap_or_default();
+        if instruction.is_empty() {
+            rejects.push(("parse", "block without an instruction".into(), b.raw));
+            continue;
+        }
+        let Some(output) = b.get(2) else {
+            rejects.push(("parse", "block without an `Output:` field".into(), b.raw));
+            continue;
+        };
+        if output.is_empty() {
+            rejects.push(("empty_output", "the output is empty".into(), b.raw));
+            continue;
+        }
+        let input = b.get(1).unwrap_or("");
+        let input = if gc::is_no_input(input) { "" } else { input };
+        cands.push(Candidate {
+            instruction,
+            input: input.to_string(),
+            output: output.to_string(),
+        });
+    }
+    Ok((cands, rejects))
+}
+
+/// Parse a classic instruction-generation reply: a numbered list; the last item is
+/// dropped when the answer was cut.
+pub(crate) fn parse_classic_list(
+    reply: &str,
+    finish: FinishReason,
+) -> Result<(Vec<String>, Vec<(&'static str, String, String)>), String> {
+    let mut items = gc::parse_numbered_list(reply);
+    if items.is_empty() {
+        return Err("no numbered list in the reply".into());
+    }
+    let mut rejects = vec![];
+    if finish == FinishReason::Length {
+        let last = items.pop().expect("non-empty");
+        rejects.push((
+            "truncated_last",
+            "the answer stopped at max_tokens; its last task may be cut".to_string(),
+            last,
+        ));
+    }
+    let items = items
+        .into_iter()
+        .map(|i| i.trim_end_matches([':', '：']).trim().to_string())
+        .collect();
+    Ok((items, rejects))
+}
+
+/// Parse the classification-identification answer.
+pub(crate) fn parse_yes_no(reply: &str) -> Option<bool> {
+    let t = gc::strip_leading_label(reply, &["Is it classification?", "Answer"]);
+    let first: String = t
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    if first.starts_with("不是") || first.starts_with('否') {
+        return Some(false);
+    }
+    if first.starts_with('是') {
+        return Some(true);
+    }
+    match first.as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+const OUTPUT_FIRST_FIELDS: &[Field] = &[
+    Field {
+        names: &["Class label", "Class Label", "Label", "类别标签", "类别"],
+    },
+    Field {
+        names: &["Input", "Sentence", "输入"],
+    },
+];
+const INPUT_FIRST_FIELDS: &[Field] = &[
+    Field {
+        names: &["Input", "输入"],
+    },
+    Field {
+        names: &["Output", "输出"],
+    },
+];
+
+/// Instances of one classic task, after the instance rules.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Instances {
+    /// Kept (input, output) pairs and per-instance rejections (reason, detail, text).
+    Kept(Vec<(String, String)>, Vec<(&'static str, String, String)>),
+    /// The whole task is dropped (reason, detail).
+    Dropped(&'static str, String, Vec<(&'static str, String, String)>),
+}
+
+/// Parse and check a classic instance reply.
+pub(crate) fn parse_instances(
+    reply: &str,
+    finish: FinishReason,
+    output_first: bool,
+    max_instances: usize,
+) -> Result<Instances, String> {
+    let fields = if output_first {
+        OUTPUT_FIRST_FIELDS
+    } else {
+        INPUT_FIRST_FIELDS
+    };
+    let mut blocks = gc::parse_field_blocks(reply, fields);
+    if blocks.is_empty() {
+        return Err(if output_first {
+            "no `Class label:`/`Input:` blocks in the reply".into()
+        } else {
+            "no `Input:`/`Output:` blocks in the reply".into()
+        });
+    }
+    let mut rejects = vec![];
+    if finish == FinishReason::Length {
+        let last = blocks.pop().expect("non-empty");
+        rejects.push((
+            "truncated_last",
+            "the answer stopped at max_tokens; its last instance may be cut".to_string(),
+            last.raw,
+        ));
+    }
+    let mut kept: Vec<(String, String)> = vec![];
+    let mut by_input: HashMap<String, String> = HashMap::new();
+    for b in blocks {
+        let (input, output) = if output_first {
+            (b.get(1).unwrap_or(""), b.get(0))
+        } else {
+            (b.get(0).unwrap_or(""), b.get(1))
+        };
+        let input = if gc::is_no_input(input) {
+            ""
+        } else {
+            input.trim()
+        };
+        let output = output.unwrap_or("").trim();
+        if output.is_empty() {
+            rejects.push(("empty_output", "the output is empty".into(), b.raw));
+            continue;
+        }
+        if !input.is_empty() && gc::dup_key(input) == gc::dup_key(output) {
+            rejects.push((
+                "input_equals_output",
+                "the output repeats the input".into(),
+                b.raw,
+            ));
+            continue;
+        }
+        let ik = gc::dup_key(input);
+        if let Some(prev) = by_input.get(&ik) {
+            if gc::dup_key(prev) == gc::dup_key(output) {
+                rejects.push(("duplicate", "the same instance twice".into(), b.raw));
+                continue;
+            }
+            return Ok(Instances::Dropped(
+                "conflicting_outputs",
+                format!("input {input:?} has outputs {prev:?} and {output:?}"),
+                rejects,
+            ));
+        }
+        by_input.insert(ik, output.to_string());
+        if kept.len() >= max_instances {
+            rejects.push((
+                "too_many_instances",
+                format!("more than {max_instances}"),
+                b.raw,
+            ));
+            continue;
+        }
+        kept.push((input.to_string(), output.to_string()));
+    }
+    if kept.is_empty() {
+        return Ok(Instances::Dropped(
+            "no_instances",
+            "no usable instance".into(),
+            rejects,
+        ));
+    }
+    Ok(Instances::Kept(kept, rejects))
+}
+
+fn task_from_record(r: &Record) -> Option<Task> {
+    let instruction = r
+        .instruction
+        .clone()
+        .or_else(|| {
+            r.messages
+                .iter()
+                .find(|m| m.role == "user")
+                .map(|m| m.content.clone())
+        })
+        .filter(|s| !s.trim().is_empty())?;
+    Some(Task {
+        id: r.id.clone(),
+        instruction: instruction.trim().to_string(),
+        input: r.input.clone().unwrap_or_default(),
+        output: r.response_text().unwrap_or_default(),
+        seeds: gc::root_seeds(r),
+    })
+}
+
+/// One prepared generation call.
+struct Call {
+    index: u64,
+    demos: Vec<Task>,
+    prompt: String,
+}
+
+/// What one generation call came back with.
+struct CallResult {
+    call: Call,
+    reply: Result<ChatResponse, retort_core::Failure>,
+}
+
+impl SelfInstruct {
+    fn prepare(
+        &self,
+        ctx: &StepCtx,
+        index: u64,
+        seeds: &[Task],
+        machine: &[Task],
+    ) -> Result<Call, StepError> {
+        let mut rng = gc::rng(ctx.seed, &[index]);
+        let n_machine = self.machine_demos.min(machine.len());
+        let n_human = (self.demos - n_machine).min(seeds.len());
+        let mut demos: Vec<Task> = seeds
+            .choose_multiple(&mut rng, n_human)
+            .cloned()
+            .chain(machine.choose_multiple(&mut rng, n_machine).cloned())
+            .collect();
+        demos.shuffle(&mut rng);
+        let language = self.o.language.as_deref();
+        let vars = match self.o.mode {
+            Mode::Alpaca => json!({
+                "demos": demos.iter().map(|d| json!({
+                    "instruction": d.instruction, "input": d.input, "output": d.output,
+                })).collect::<Vec<_>>(),
+                "num_tasks": self.num_tasks,
+                "start": demos.len() + 1,
+                "language": language,
+            }),
+            Mode::Classic => json!({
+                "demos": demos.iter().map(|d| gc::collapse_ws(&d.instruction).trim_end_matches(':').to_string()).collect::<Vec<_>>(),
+                "num_tasks": self.num_tasks,
+                "start": demos.len() + 1,
+                "language": language,
+            }),
+        };
+        let prompt = self.t_gen.render(vars).map_err(StepError::Config)?;
+        Ok(Call {
+            index,
+            demos,
+            prompt,
+        })
+    }
+
+    fn record(
+        &self,
+        ctx: &StepCtx,
+        inst: &str,
+        input: &str,
+        output: &str,
+        demos: &[Task],
+        template: &str,
+    ) -> Record {
+        let mut labels = BTreeMap::new();
+        labels.insert("mode".to_string(), self.o.mode.as_str().to_string());
+        labels.insert(
+            "language".to_string(),
+            retort_text::heuristics::detect_language(inst).to_string(),
+        );
+        let mut seeds: Vec<String> = demos.iter().flat_map(|d| d.seeds.clone()).collect();
+        seeds.sort();
+        seeds.dedup();
+        Record {
+            id: content_id(&[inst, input, output]),
+            instruction: Some(inst.to_string()),
+            input: (!input.is_empty()).then(|| input.to_string()),
+            output: Some(output.to_string()),
+            labels,
+            provenance: Provenance {
+                step: ctx.step_id.clone(),
+                teacher: Some(self.o.teacher.clone()),
+                template: Some(template.to_string()),
+                parents: demos.iter().map(|d| d.id.clone()).collect(),
+                seeds,
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Classic mode: classification identification + instances for one instruction.
+    async fn classic_task(
+        &self,
+        ctx: &StepCtx,
+        teacher: &dyn Teacher,
+        call: u64,
+        ordinal: u64,
+        instruction: String,
+        demos: Vec<Task>,
+    ) -> Result<Outcome, StepError> {
+        let [t_cls, t_in, t_out] = self.t_classic.as_ref().expect("classic templates");
+        let step = &ctx.step_id;
+        let task_id = content_id(&[&instruction]);
+        let mut out = Outcome::default();
+        let language = self.o.language.as_deref();
+        let p = t_cls
+            .render(json!({ "instruction": instruction }))
+            .map_err(StepError::Config)?;
+        let req = Sampling {
+            max_tokens: Some(8),
+            ..self.aux
+        }
+        .request(
+            vec![Message::user(p)],
+            gc::derive_seed(ctx.seed, &[call, ordinal, 1]),
+            0,
+        );
+        let rid = format!("{task_id}#classify");
+        let r = match gc::call(ctx, teacher, req, &rid).await? {
+            Ok(r) => r,
+            Err(f) => {
+                out.failures.push(f);
+                return Ok(out);
+            }
+        };
+        let Some(is_cls) = parse_yes_no(&r.content) else {
+            out.fail(
+                step,
+                &rid,
+                "parse",
+                "classification answer is neither yes nor no",
+                r.content,
+            );
+            return Ok(out);
+        };
+        let (t, fields_name) = if is_cls {
+            (t_out, "output_first")
+        } else {
+            (t_in, "input_first")
+        };
+        let p = t
+            .render(json!({
+                "instruction": instruction,
+                "max_instances": self.o.max_instances,
+                "language": language,
+            }))
+            .map_err(StepError::Config)?;
+        let req = self.aux.request(
+            vec![Message::user(p)],
+            gc::derive_seed(ctx.seed, &[call, ordinal, 2]),
+            0,
+        );
+        let rid = format!("{task_id}#instances");
+        let r = match gc::call(ctx, teacher, req, &rid).await? {
+            Ok(r) => r,
+            Err(f) => {
+                out.failures.push(f);
+                return Ok(out);
+            }
+        };
+        let parsed =
+            match parse_instances(&r.content, r.finish_reason, is_cls, self.o.max_instances) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.fail(
+                        step,
+                        &rid,
+                        "parse",
+                        format!("{fields_name} instances: {e}"),
+                        r.content,
+                    );
+                    return Ok(out);
+                }
+            };
+        let (kept, rejects) = match parsed {
+            Instances::Kept(k, r) => (k, r),
+            Instances::Dropped(reason, detail, r) => {
+                for (why, d, text) in r {
+                    out.reject(step, &task_id, why, d, text);
+                }
+                out.reject(step, &task_id, reason, detail, instruction);
+                return Ok(out);
+            }
+        };
+        for (why, d, text) in rejects {
+            out.reject(step, &task_id, why, d, text);
+        }
+        for (input, output) in kept {
+            let mut rec = self.record(ctx, &instruction, &input, &output, &demos, &t.name);
+            rec.labels
+                .insert("is_classification".into(), is_cls.to_string());
+            rec.labels.insert("task_id".into(), task_id.clone());
+            rec.provenance.template = Some(format!("{} + {}", self.t_gen.name, t.name));
+            out.records.push(rec);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Step for SelfInstruct {
+    fn shape(&self) -> Shape {
+        Shape::WholeTable
+    }
+
+    async fn run(
+        &self,
+        ctx: &StepCtx,
+        inputs: Inputs,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError> {
+        let teacher = ctx.teacher(&self.o.teacher)?;
+        let step = ctx.step_id.clone();
+        let rows = inputs.read_all().await?;
+        let mut seeds = vec![];
+        let mut bad_seeds = Outcome::default();
+        for r in &rows {
+            match task_from_record(r) {
+                Some(t) => seeds.push(t),
+                None => bad_seeds.fail(
+                    &step,
+                    &r.id,
+                    "bad_input",
+                    "seed record has no instruction (or user turn)",
+                    serde_json::to_string(r).unwrap_or_default(),
+                ),
+            }
+        }
+        if seeds.is_empty() {
+            return Err(StepError::Config(format!(
+                "step `{step}`: self_instruct needs seed tasks with an `instruction`; its input has {} rows and none has one",
+                rows.len()
+            )));
+        }
+        let mut pool = Pool::new(self.o.threshold);
+        for s in &seeds {
+            pool.add(&s.id, &s.instruction);
+        }
+        // Resume: rebuild the pool from what an interrupted attempt committed.
+        let mut machine: Vec<Task> = vec![];
+        for r in out.committed().await? {
+            if let Some(t) = task_from_record(&r) {
+                if !pool.keys.contains(&gc::dup_key(&t.instruction)) {
+                    pool.add(&t.id, &t.instruction);
+                    machine.push(t);
+                }
+            }
+        }
+        let mut accepted = machine.len() as u64;
+        let mut calls = out
+            .resume_state()
+            .and_then(|s| s.get("calls").and_then(|c| c.as_u64()))
+            .unwrap_or(0);
+        if accepted > 0 || calls > 0 {
+            tracing::info!(step = %step, accepted, calls, "self_instruct resuming");
+        }
+        ctx.stats.set_total(self.o.target);
+        ctx.stats.add_done(accepted.min(self.o.target));
+        let mut first_batch = Some(bad_seeds);
+        while accepted < self.o.target && calls < self.max_calls {
+            let n = (self.o.concurrency as u64).min(self.max_calls - calls);
+            let prepared = (calls..calls + n)
+                .map(|i| self.prepare(ctx, i, &seeds, &machine))
+                .collect::<Result<Vec<_>, _>>()?;
+            let results = gc::run_ordered(prepared, self.o.concurrency, |c| {
+                let teacher = teacher.clone();
+                async move {
+                    let req = self.gen.request(
+                        vec![Message::user(c.prompt.clone())],
+                        gc::derive_seed(ctx.seed, &[c.index]),
+                        0,
+                    );
+                    let reply =
+                        gc::call(ctx, teacher.as_ref(), req, &format!("call-{}", c.index)).await?;
+                    Ok(CallResult { call: c, reply })
+                }
+            })
+            .await?;
+            let mut round = first_batch.take().unwrap_or_default();
+            let mut cands: Vec<(usize, Candidate)> = vec![];
+            let mut demos_of: Vec<Vec<Task>> = vec![];
+            for (k, res) in results.into_iter().enumerate() {
+                let rid = format!("call-{}", res.call.index);
+                demos_of.push(res.call.demos);
+                let r = match res.reply {
+                    Ok(r) => r,
+                    Err(mut f) => {
+                        f.raw = res.call.prompt;
+                        round.failures.push(f);
+                        continue;
+                    }
+                };
+                let parsed = match self.o.mode {
+                    Mode::Alpaca => parse_alpaca(&r.content, r.finish_reason),
+                    Mode::Classic => {
+                        parse_classic_list(&r.content, r.finish_reason).map(|(items, rj)| {
+                            let c = items
+                                .into_iter()
+                                .map(|i| Candidate {
+                                    instruction: i,
+                                    input: String::new(),
+                                    output: String::new(),
+                                })
+                                .collect();
+                            (c, rj)
+                        })
+                    }
+                };
+                match parsed {
+                    Ok((cs, rejects)) => {
+                        for (j, (why, d, text)) in rejects.into_iter().enumerate() {
+                            round.reject(&step, &format!("{rid}#{j}"), why, d, text);
+                        }
+                        cands.extend(cs.into_iter().map(|c| (k, c)));
+                    }
+                    Err(e) => round.fail(&step, &rid, "parse", e, r.content),
+                }
+            }
+            let room = self.o.target - accepted;
+            let filter = self.filter.clone();
+            let (p, (ok, rejected)) = ctx
+                .cpu
+                .run(move || {
+                    let mut pool = pool;
+                    let r = screen(&mut pool, &filter, cands, room);
+                    (pool, r)
+                })
+                .await;
+            pool = p;
+            for (id, why, d, text) in rejected {
+                round.reject(&step, &id, why, d, text);
+            }
+            let mut new_tasks = 0u64;
+            match self.o.mode {
+                Mode::Alpaca => {
+                    for (k, c) in ok {
+                        let rec = self.record(
+                            ctx,
+                            &c.instruction,
+                            &c.input,
+                            &c.output,
+                            &demos_of[k],
+                            &self.t_gen.name,
+                        );
+                        machine.push(task_from_record(&rec).expect("has an instruction"));
+                        round.records.push(rec);
+                        new_tasks += 1;
+                    }
+                }
+                Mode::Classic => {
+                    let jobs: Vec<(u64, usize, Candidate)> = ok
+                        .into_iter()
+                        .enumerate()
+                        .map(|(ord, (k, c))| (ord as u64, k, c))
+                        .collect();
+                    let outs = gc::run_ordered(jobs, self.o.concurrency, |(ord, k, c)| {
+                        let teacher = teacher.clone();
+                        let demos = demos_of[k].clone();
+                        let call = calls + k as u64;
+                        async move {
+                            self.classic_task(
+                                ctx,
+                                teacher.as_ref(),
+                                call,
+                                ord,
+                                c.instruction,
+                                demos,
+                            )
+                            .await
+                        }
+                    })
+                    .await?;
+                    for o in outs {
+                        if let Some(first) = o.records.first() {
+                            machine.push(task_from_record(first).expect("has an instruction"));
+                            new_tasks += 1;
+                        }
+                        round.merge(o);
+                    }
+                }
+            }
+            calls += n;
+            accepted += new_tasks;
+            ctx.stats.add_done(new_tasks);
+            ctx.stats.count_rejections(&round.rejections);
+            let mut batch = round.into_batch();
+            batch.state = Some(json!({ "calls": calls }));
+            out.commit(batch).await?;
+        }
+        if let Some(b) = first_batch.take() {
+            if !b.failures.is_empty() {
+                let mut batch = b.into_batch();
+                batch.state = Some(json!({ "calls": calls }));
+                out.commit(batch).await?;
+            }
+        }
+        ctx.stats.set_metric("calls", calls as f64);
+        ctx.stats.set_metric("accepted", accepted as f64);
+        if accepted < self.o.target {
+            tracing::warn!(
+                step = %step,
+                accepted,
+                target = self.o.target,
+                calls,
+                "self_instruct stopped at max_calls before reaching its target"
+            );
+        }
+        Ok(())
+    }
+}
