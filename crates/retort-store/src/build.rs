@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBufferBuilder, Float64Array, ListArray,
-    StringArray, StructArray, UInt16Array, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanBufferBuilder, Float64Array, ListArray, StringArray,
+    StructArray, UInt16Array, UInt32Array,
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
@@ -172,8 +172,9 @@ impl StrPairList {
     pub(crate) fn finish(self, list_type: &DataType) -> Result<ArrayRef, StoreError> {
         let item = list_item(list_type);
         let fields = struct_fields(item.data_type());
-        let values = StructArray::try_new(fields.clone(), vec![self.a.finish(), self.b.finish()], None)
-            .map_err(|e| StoreError::Schema(e.to_string()))?;
+        let values =
+            StructArray::try_new(fields.clone(), vec![self.a.finish(), self.b.finish()], None)
+                .map_err(|e| StoreError::Schema(e.to_string()))?;
         self.offsets.finish(item, Arc::new(values))
     }
 }
@@ -226,15 +227,18 @@ impl<'a> Cols<'a> {
     }
     pub(crate) fn str(&self, name: &str) -> Result<&'a StringArray, StoreError> {
         let a = self.get(name)?;
-        a.as_string_opt::<i32>().ok_or_else(|| wrong_type(name, "utf8", a.data_type()))
+        a.as_string_opt::<i32>()
+            .ok_or_else(|| wrong_type(name, "utf8", a.data_type()))
     }
     pub(crate) fn list(&self, name: &str) -> Result<&'a ListArray, StoreError> {
         let a = self.get(name)?;
-        a.as_list_opt::<i32>().ok_or_else(|| wrong_type(name, "list", a.data_type()))
+        a.as_list_opt::<i32>()
+            .ok_or_else(|| wrong_type(name, "list", a.data_type()))
     }
     pub(crate) fn strukt(&self, name: &str) -> Result<&'a StructArray, StoreError> {
         let a = self.get(name)?;
-        a.as_struct_opt().ok_or_else(|| wrong_type(name, "struct", a.data_type()))
+        a.as_struct_opt()
+            .ok_or_else(|| wrong_type(name, "struct", a.data_type()))
     }
     pub(crate) fn f64(&self, name: &str) -> Result<&'a Float64Array, StoreError> {
         let a = self.get(name)?;

@@ -366,9 +366,9 @@ pub fn prompt_id(prompt: &[Message]) -> String {
     let mut h = Sha256::new();
     match prompt {
         [only] if only.role == "user" => h.update(only.content.as_bytes()),
-        turns => h.update(
-            serde_json::to_vec(turns).expect("serialising strings to memory cannot fail"),
-        ),
+        turns => {
+            h.update(serde_json::to_vec(turns).expect("serialising strings to memory cannot fail"))
+        }
     }
     hex::encode(h.finalize())
 }
@@ -589,7 +589,12 @@ fn jopt(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// `[{"a":..,"b":..},..]`
-fn jpairs<'x>(out: &mut Vec<u8>, a: &str, b: &str, items: impl Iterator<Item = (&'x str, &'x str)>) {
+fn jpairs<'x>(
+    out: &mut Vec<u8>,
+    a: &str,
+    b: &str,
+    items: impl Iterator<Item = (&'x str, &'x str)>,
+) {
     out.push(b'[');
     for (i, (x, y)) in items.enumerate() {
         if i > 0 {
@@ -793,9 +798,12 @@ fn record_json(r: &Record, out: &mut Vec<u8>, first: &mut bool) -> Result<(), St
                     out.push(b',');
                 }
                 if !x.is_finite() {
-                    return Err(format!("`embedding` holds {x}, which JSON cannot represent"));
+                    return Err(format!(
+                        "`embedding` holds {x}, which JSON cannot represent"
+                    ));
                 }
-                serde_json::to_writer(&mut *out, x).expect("writing a number to memory cannot fail");
+                serde_json::to_writer(&mut *out, x)
+                    .expect("writing a number to memory cannot fail");
             }
             out.push(b']');
         }

@@ -40,7 +40,10 @@ fn inspect_parquet(path: &Path, show_rows: usize) -> Result<String, StoreError> 
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
     let meta = builder.metadata().clone();
     let schema = builder.schema().clone();
-    let reader = builder.with_batch_size(8192).build().map_err(pq_err(path))?;
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(pq_err(path))?;
     let mut header = String::new();
     let fm = meta.file_metadata();
     let _ = writeln!(header, "row groups: {}", meta.num_row_groups());
@@ -74,7 +77,8 @@ fn inspect_jsonl(path: &Path, show_rows: usize) -> Result<String, StoreError> {
         .with_batch_size(8192)
         .build(open()?)
         .map_err(arrow_err(path))?;
-    let batches = reader.map(|b| b.map_err(|e| first_bad_line(path).unwrap_or_else(|| arrow_err(path)(e))));
+    let batches =
+        reader.map(|b| b.map_err(|e| first_bad_line(path).unwrap_or_else(|| arrow_err(path)(e))));
     summarize(path, "jsonl", "", schema, batches, show_rows)
 }
 
@@ -191,7 +195,13 @@ fn collect(a: &dyn Array, name: &str, stats: &mut Vec<Stat>, idx: &mut usize, fi
         DataType::Struct(fields) => {
             let st = a.as_struct();
             for (f, c) in fields.iter().zip(st.columns()) {
-                collect(c.as_ref(), &format!("{name}.{}", f.name()), stats, idx, first);
+                collect(
+                    c.as_ref(),
+                    &format!("{name}.{}", f.name()),
+                    stats,
+                    idx,
+                    first,
+                );
             }
         }
         t if t.is_numeric() => {
@@ -235,9 +245,11 @@ fn summarize(
             }
             let mut obj = serde_json::Map::new();
             for (f, c) in schema.fields().iter().zip(batch.columns()) {
-                let v = values::value(c.as_ref(), i, Mode::Display).map_err(|m| StoreError::Content {
-                    path: path.to_path_buf(),
-                    message: format!("column `{}`: {m}", f.name()),
+                let v = values::value(c.as_ref(), i, Mode::Display).map_err(|m| {
+                    StoreError::Content {
+                        path: path.to_path_buf(),
+                        message: format!("column `{}`: {m}", f.name()),
+                    }
                 })?;
                 obj.insert(f.name().clone(), v);
             }

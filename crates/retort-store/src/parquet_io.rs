@@ -10,9 +10,9 @@ use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::file::metadata::KeyValue;
 use retort_core::{Failure, Record, Rejection};
 
 use crate::atomic::TempFile;
@@ -42,7 +42,9 @@ fn writer_props(meta: &[(&str, &str)]) -> WriterProperties {
         .collect();
     WriterProperties::builder()
         // zstd level 1 compresses text about as fast as snappy and ~30% smaller.
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata((!kv.is_empty()).then_some(kv))
         .build()
@@ -164,7 +166,13 @@ pub fn write_failures_atomic(path: &Path, failures: &[Failure]) -> Result<u64, S
 
 /// Write rejections to `path` atomically.
 pub fn write_rejections_atomic(path: &Path, rejections: &[Rejection]) -> Result<u64, StoreError> {
-    write_items_atomic(path, rejection_schema(), rejections, &[], rejections_to_batch)
+    write_items_atomic(
+        path,
+        rejection_schema(),
+        rejections,
+        &[],
+        rejections_to_batch,
+    )
 }
 
 fn open_batches(path: &Path, batch_size: usize) -> Result<ParquetRecordBatchReader, StoreError> {

@@ -192,15 +192,15 @@ impl Iterator for RowIter {
             Inner::Json(it, path) => {
                 let (i, v) = it.next()?;
                 Some(match v {
-                    Value::Object(fields) => Ok(Row { line: i + 1, fields }),
+                    Value::Object(fields) => Ok(Row {
+                        line: i + 1,
+                        fields,
+                    }),
                     other => Err(RowError {
                         path: path.clone(),
                         line: i + 1,
                         position: Position::Row,
-                        message: format!(
-                            "expected a JSON object, found {}",
-                            kind_of(&other)
-                        ),
+                        message: format!("expected a JSON object, found {}", kind_of(&other)),
                         raw: other.to_string(),
                     }),
                 })
@@ -261,7 +261,11 @@ fn read_json_array(path: &Path) -> Result<Result<Vec<Value>, RowError>, StoreErr
 fn nth_line(body: &[u8], line: usize) -> String {
     body.split(|b| *b == b'\n')
         .nth(line.saturating_sub(1))
-        .map(|l| String::from_utf8_lossy(l).trim_end_matches('\r').to_string())
+        .map(|l| {
+            String::from_utf8_lossy(l)
+                .trim_end_matches('\r')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -459,7 +463,9 @@ impl CsvIter {
                     path: path.to_path_buf(),
                     line: 1,
                     position: Position::Line,
-                    message: format!("header names column `{name}` twice; column names must be unique"),
+                    message: format!(
+                        "header names column `{name}` twice; column names must be unique"
+                    ),
                     raw: String::new(),
                 }
                 .into());

@@ -30,7 +30,10 @@ pub const SCHEMA_VERSION_KEY: &str = "retort.schema";
 
 /// `struct<role: utf8, content: utf8>`: one chat turn.
 pub fn message_struct() -> DataType {
-    DataType::Struct(Fields::from(vec![utf8("role", false), utf8("content", false)]))
+    DataType::Struct(Fields::from(vec![
+        utf8("role", false),
+        utf8("content", false),
+    ]))
 }
 
 /// `list<struct<role, content>>`: a chat, as TRL and the OpenAI format expect.
@@ -93,7 +96,10 @@ pub fn record_schema() -> SchemaRef {
         ];
         Arc::new(Schema::new_with_metadata(
             fields,
-            HashMap::from([(SCHEMA_VERSION_KEY.to_string(), RECORD_SCHEMA_VERSION.to_string())]),
+            HashMap::from([(
+                SCHEMA_VERSION_KEY.to_string(),
+                RECORD_SCHEMA_VERSION.to_string(),
+            )]),
         ))
     })
     .clone()
@@ -181,7 +187,10 @@ pub fn records_to_batch(records: &[Record]) -> Result<RecordBatch, StoreError> {
     let scores_item = list_item(&scores_t);
     let scores_struct = StructArray::try_new(
         struct_fields(scores_item.data_type()),
-        vec![score_keys.finish(), Arc::new(Float64Array::from(score_vals))],
+        vec![
+            score_keys.finish(),
+            Arc::new(Float64Array::from(score_vals)),
+        ],
         None,
     )
     .map_err(|e| StoreError::Schema(e.to_string()))?;
@@ -370,9 +379,11 @@ fn str_pair_list<'a>(
     b: &str,
 ) -> Result<PairList<'a>, StoreError> {
     let list = c.list(name)?;
-    let items = list.values().as_any().downcast_ref::<StructArray>().ok_or_else(|| {
-        StoreError::Schema(format!("column `{name}` is not a list of structs"))
-    })?;
+    let items = list
+        .values()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .ok_or_else(|| StoreError::Schema(format!("column `{name}` is not a list of structs")))?;
     let sc = struct_cols(items, name);
     let (a_arr, b_arr) = (sc.str(a)?, sc.str(b)?);
     no_nulls(a_arr, &format!("{name}.{a}"))?;
@@ -538,7 +549,9 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
                 parents: range(parents, i)
                     .map(|j| parents_v.value(j).to_string())
                     .collect(),
-                seeds: range(seeds, i).map(|j| seeds_v.value(j).to_string()).collect(),
+                seeds: range(seeds, i)
+                    .map(|j| seeds_v.value(j).to_string())
+                    .collect(),
             },
         });
     }

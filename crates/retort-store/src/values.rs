@@ -22,7 +22,9 @@ fn float(v: f64, mode: Mode) -> Result<Value, String> {
     match Number::from_f64(v) {
         Some(n) => Ok(Value::Number(n)),
         None if mode == Mode::Display => Ok(Value::String(v.to_string())),
-        None => Err(format!("non-finite number {v} cannot be represented in JSON")),
+        None => Err(format!(
+            "non-finite number {v} cannot be represented in JSON"
+        )),
     }
 }
 
@@ -50,7 +52,9 @@ pub(crate) fn value(a: &dyn Array, i: usize, mode: Mode) -> Result<Value, String
         DataType::Utf8 => Value::String(a.as_string::<i32>().value(i).to_string()),
         DataType::LargeUtf8 => Value::String(a.as_string::<i64>().value(i).to_string()),
         DataType::Utf8View => Value::String(a.as_string_view().value(i).to_string()),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
         | DataType::FixedSizeBinary(_) => {
             let len = match a.data_type() {
                 DataType::Binary => a.as_binary::<i32>().value(i).len(),
@@ -113,13 +117,15 @@ pub(crate) fn value(a: &dyn Array, i: usize, mode: Mode) -> Result<Value, String
             value(d.values().as_ref(), key, mode)?
         }
         DataType::RunEndEncoded(_, _) => {
-            let f = ArrayFormatter::try_new(a, &FormatOptions::default()).map_err(|e| e.to_string())?;
+            let f =
+                ArrayFormatter::try_new(a, &FormatOptions::default()).map_err(|e| e.to_string())?;
             Value::String(f.value(i).to_string())
         }
         _ => {
             // Dates, times, timestamps, durations, intervals, decimals: Arrow's canonical
             // text form (ISO 8601, exact decimal digits).
-            let f = ArrayFormatter::try_new(a, &FormatOptions::default()).map_err(|e| e.to_string())?;
+            let f =
+                ArrayFormatter::try_new(a, &FormatOptions::default()).map_err(|e| e.to_string())?;
             Value::String(f.value(i).to_string())
         }
     })
