@@ -251,6 +251,9 @@ impl Breaker {
 struct Limit {
     limiter: DefaultDirectRateLimiter,
     burst: u32,
+    /// Serialises multi-chunk takes: if chunks of concurrent requests interleaved,
+    /// many requests would finish paying at once and be sent in a bunch.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Limit {
@@ -266,12 +269,18 @@ impl Limit {
         Limit {
             limiter: RateLimiter::direct(quota),
             burst: burst as u32,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Waits until `n` units may pass, taking them in burst-sized chunks so a request
     /// bigger than the burst still goes through at the limited rate.
     async fn take(&self, mut n: u64) {
+        let _turn = if n > u64::from(self.burst) {
+            Some(self.turn.lock().await)
+        } else {
+            None
+        };
         while n > 0 {
             let chunk = n.min(u64::from(self.burst)) as u32;
             let nz = NonZeroU32::new(chunk).expect("chunk ≥ 1");
