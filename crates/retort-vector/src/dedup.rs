@@ -159,7 +159,11 @@ impl RecallEstimate {
 
 fn check_shape(vectors: &[f32], dim: usize) -> usize {
     assert!(dim > 0, "dimension must be positive");
-    assert_eq!(vectors.len() % dim, 0, "vectors is not a whole number of rows");
+    assert_eq!(
+        vectors.len() % dim,
+        0,
+        "vectors is not a whole number of rows"
+    );
     let n = vectors.len() / dim;
     assert!(n <= u32::MAX as usize, "more rows than u32 indices");
     n
@@ -208,9 +212,16 @@ impl SemanticDedup {
                 m,
                 ef_construction,
                 ef_search,
-            } => hnsw(vectors, dim, self.threshold, *m, *ef_construction, *ef_search),
+            } => hnsw(
+                vectors,
+                dim,
+                self.threshold,
+                *m,
+                *ef_construction,
+                *ef_search,
+            ),
         };
-        pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        pairs.sort_unstable_by_key(|p| (p.0, p.1));
         pairs.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         pairs
     }
@@ -349,11 +360,15 @@ struct PartitionParams {
     seed: u64,
 }
 
+/// One assignment block's output: home partition per row, and `(partition, row)` probes.
+type AssignedBlock = (Vec<u32>, Vec<(u32, u32)>);
+
 /// Rows per block in the assignment pass.
 const ASSIGN_BLOCK: usize = 512;
 
 fn partitioned(vectors: &[f32], dim: usize, tau: f32, p: PartitionParams) -> Vec<(u32, u32, f32)> {
     let n = vectors.len() / dim;
+    let t0 = std::time::Instant::now();
     let centroids = train_spherical(vectors, dim, &p);
     let k = centroids.len() / dim;
     // Distance from x to the bisector of (a, b) is (x·c_a − x·c_b) / ‖c_a − c_b‖, and for
@@ -363,7 +378,7 @@ fn partitioned(vectors: &[f32], dim: usize, tau: f32, p: PartitionParams) -> Vec
     let reach = p.boundary * (2.0 - 2.0 * tau).max(0.0).sqrt();
 
     // One pass: home partition of every row and its boundary probes.
-    let blocks: Vec<(Vec<u32>, Vec<(u32, u32)>)> = vectors
+    let blocks: Vec<AssignedBlock> = vectors
         .par_chunks(ASSIGN_BLOCK * dim)
         .enumerate()
         .map(|(bi, block)| {
@@ -415,7 +430,8 @@ fn partitioned(vectors: &[f32], dim: usize, tau: f32, p: PartitionParams) -> Vec
     let mut probe_count = vec![0usize; k + 1];
     for (h, pr) in &blocks {
         h.iter().for_each(|&c| home_count[c as usize + 1] += 1);
-        pr.iter().for_each(|&(c, _)| probe_count[c as usize + 1] += 1);
+        pr.iter()
+            .for_each(|&(c, _)| probe_count[c as usize + 1] += 1);
     }
     for c in 0..k {
         home_count[c + 1] += home_count[c];
@@ -437,8 +453,12 @@ fn partitioned(vectors: &[f32], dim: usize, tau: f32, p: PartitionParams) -> Vec
     drop(blocks);
     tracing::debug!(
         partitions = k,
+        elapsed_ms = t0.elapsed().as_millis() as u64,
         probes_per_row = probe_ids.len() as f64 / n as f64,
-        largest = (0..k).map(|c| home_count[c + 1] - home_count[c]).max().unwrap_or(0),
+        largest = (0..k)
+            .map(|c| home_count[c + 1] - home_count[c])
+            .max()
+            .unwrap_or(0),
         "partitioned dedup: rows assigned"
     );
 
@@ -559,7 +579,10 @@ fn train_spherical(vectors: &[f32], dim: usize, p: &PartitionParams) -> Vec<f32>
         let mut counts = vec![0usize; k];
         for (x, &a) in rows.chunks_exact(dim).zip(&assign) {
             counts[a as usize] += 1;
-            for (s, v) in sums[a as usize * dim..(a as usize + 1) * dim].iter_mut().zip(x) {
+            for (s, v) in sums[a as usize * dim..(a as usize + 1) * dim]
+                .iter_mut()
+                .zip(x)
+            {
                 *s += v;
             }
         }
@@ -659,11 +682,17 @@ mod tests {
         let hits = g.intersection(&e).count();
         let precision = hits as f64 / g.len().max(1) as f64;
         let recall = hits as f64 / e.len() as f64;
-        assert_eq!(precision, 1.0, "{method:?}: reported a pair under the threshold");
+        assert_eq!(
+            precision, 1.0,
+            "{method:?}: reported a pair under the threshold"
+        );
         assert!(recall >= min_recall, "{method:?}: recall {recall} vs exact");
         let planted_found = planted.iter().filter(|p| g.contains(p)).count();
         let planted_recall = planted_found as f64 / planted.len() as f64;
-        assert!(planted_recall >= min_recall, "{method:?}: planted recall {planted_recall}");
+        assert!(
+            planted_recall >= min_recall,
+            "{method:?}: planted recall {planted_recall}"
+        );
         for &(a, b, s) in &got {
             assert!(a < b && s >= 0.95);
         }
@@ -728,8 +757,14 @@ mod tests {
     #[test]
     fn resolve_keeps_the_best_scored_member_ties_to_lower_index() {
         let dim = 4;
-        let v: Vec<f32> = [[1.0, 0.0, 0.0, 0.0], [0.99, 0.141, 0.0, 0.0], [0.98, 0.0, 0.199, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.99, 0.141, 0.0]]
-            .concat();
+        let v: Vec<f32> = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.99, 0.141, 0.0, 0.0],
+            [0.98, 0.0, 0.199, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.99, 0.141, 0.0],
+        ]
+        .concat();
         let groups = vec![vec![0, 1, 2], vec![3, 4]];
         let score = [0.2, 0.9, 0.5, 0.7, 0.7];
         let removed = resolve(&v, dim, &groups, |i| score[i as usize]);
@@ -740,20 +775,29 @@ mod tests {
         // A tuple key: quality first, then difficulty breaks the tie.
         let diff = [0.0, 0.0, 0.0, 0.1, 0.9];
         let removed = resolve(&v, dim, &groups, |i| (score[i as usize], diff[i as usize]));
-        assert_eq!(removed.last().map(|r| (r.index, r.duplicate_of)), Some((3, 4)));
+        assert_eq!(
+            removed.last().map(|r| (r.index, r.duplicate_of)),
+            Some((3, 4))
+        );
     }
 
     #[test]
     fn dedup_end_to_end_removes_one_of_each_planted_pair() {
         let dim = 32;
         let (v, planted) = clustered_vectors(5000, dim, 10, 100, 0.95, 8);
-        let out = SemanticDedup::default().dedup(&v, dim, |i| std::cmp::Reverse(i));
+        let out = SemanticDedup::default().dedup(&v, dim, std::cmp::Reverse);
         // Key prefers lower indices, so each planted pair keeps its first member.
         let removed: std::collections::HashSet<u32> = out.removed.iter().map(|r| r.index).collect();
         for &(a, b) in &planted {
-            assert!(removed.contains(&b) && !removed.contains(&a), "pair ({a},{b})");
+            assert!(
+                removed.contains(&b) && !removed.contains(&a),
+                "pair ({a},{b})"
+            );
         }
-        assert_eq!(out.removed.len(), out.groups.iter().map(|g| g.len() - 1).sum::<usize>());
+        assert_eq!(
+            out.removed.len(),
+            out.groups.iter().map(|g| g.len() - 1).sum::<usize>()
+        );
     }
 
     #[test]
@@ -771,7 +815,10 @@ mod tests {
         let half: Vec<_> = all.iter().step_by(2).copied().collect();
         let est = estimate_recall(&v, dim, 0.95, &half, 1000, 1);
         let r = est.recall().expect("sample holds duplicates");
-        assert!((0.3..0.7).contains(&r), "recall of half the pairs estimated as {r}");
+        assert!(
+            (0.3..0.7).contains(&r),
+            "recall of half the pairs estimated as {r}"
+        );
         let none = estimate_recall(&v, dim, 0.999, &[], 10, 1);
         assert_eq!(none.recall(), None);
     }

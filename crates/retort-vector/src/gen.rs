@@ -67,10 +67,16 @@ pub fn clustered_vectors_labeled(
     min_cos: f32,
     seed: u64,
 ) -> ClusteredData {
-    assert!(dim > 0 && n_clusters > 0, "dim and n_clusters must be positive");
+    assert!(
+        dim > 0 && n_clusters > 0,
+        "dim and n_clusters must be positive"
+    );
     assert!(2 * planted_pairs <= n, "2 × planted_pairs exceeds n");
     assert!(n <= u32::MAX as usize, "n exceeds u32 indices");
-    assert!((0.0..0.99).contains(&min_cos), "min_cos must be in [0, 0.99)");
+    assert!(
+        (0.0..0.99).contains(&min_cos),
+        "min_cos must be in [0, 0.99)"
+    );
 
     let scale: Vec<f32> = (0..dim).map(|j| (j as f32 + 1.0).powf(-ALPHA)).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -99,7 +105,9 @@ pub fn clustered_vectors_labeled(
         .zip(labels.par_chunks_mut(CHUNK))
         .enumerate()
         .for_each(|(ci, (rows, labs))| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(ci as u64 + 1));
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(ci as u64 + 1),
+            );
             let mut noise = vec![0f32; dim];
             for (row, lab) in rows.chunks_exact_mut(dim).zip(labs.iter_mut()) {
                 let u: f64 = rng.random();
@@ -195,7 +203,10 @@ mod tests {
         assert_eq!(p1.len(), 50);
         for &(a, b) in &p1 {
             assert!(a < b);
-            let c = dot(&v1[a as usize * dim..][..dim], &v1[b as usize * dim..][..dim]);
+            let c = dot(
+                &v1[a as usize * dim..][..dim],
+                &v1[b as usize * dim..][..dim],
+            );
             assert!((0.95..=1.0).contains(&c), "planted pair cosine {c}");
         }
         for row in v1.chunks_exact(dim) {
@@ -222,6 +233,9 @@ mod tests {
             }
         }
         assert_eq!(above_09, 0, "distinct rows above 0.9");
-        assert!((above_08 as f64) < 1e-4 * total as f64, "{above_08} of {total} above 0.8");
+        assert!(
+            (above_08 as f64) < 1e-4 * total as f64,
+            "{above_08} of {total} above 0.8"
+        );
     }
 }

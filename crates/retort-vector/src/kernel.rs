@@ -102,7 +102,12 @@ fn drive(
             let mut j = jb;
             if ie - i == 4 {
                 while j + 4 <= je {
-                    tile(&a[i * dim..ie * dim], &b[j * dim..(j + 4) * dim], dim, &mut acc);
+                    tile(
+                        &a[i * dim..ie * dim],
+                        &b[j * dim..(j + 4) * dim],
+                        dim,
+                        &mut acc,
+                    );
                     for r in 0..4 {
                         out[(i + r) * nb + j..(i + r) * nb + j + 4]
                             .copy_from_slice(&acc[r * 4..r * 4 + 4]);
@@ -304,7 +309,10 @@ mod tests {
     use super::*;
 
     fn naive(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>() as f32
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64) * (*y as f64))
+            .sum::<f64>() as f32
     }
 
     #[test]
@@ -312,8 +320,12 @@ mod tests {
         // Odd dims and row counts exercise the masked tails and the edge (non-tile) path.
         for &dim in &[1usize, 7, 16, 33, 384] {
             let (na, nb) = (7usize, 70usize);
-            let a: Vec<f32> = (0..na * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-            let b: Vec<f32> = (0..nb * dim).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
+            let a: Vec<f32> = (0..na * dim)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let b: Vec<f32> = (0..nb * dim)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+                .collect();
             let mut out = vec![0f32; na * nb];
             dots(&a, &b, dim, &mut out);
             let mut port = vec![0f32; na * nb];

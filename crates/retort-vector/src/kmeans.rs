@@ -72,7 +72,9 @@ pub fn choose_k(n: usize) -> usize {
     if n < 2 {
         return n;
     }
-    (((n as f64) / 2.0).sqrt().round() as usize).clamp(2, 1000).min(n)
+    (((n as f64) / 2.0).sqrt().round() as usize)
+        .clamp(2, 1000)
+        .min(n)
 }
 
 impl KMeans {
@@ -104,7 +106,10 @@ impl KMeans {
     /// If `dim == 0`, `vectors` is not a whole number of rows, there are no rows, `k == 0`
     /// or `n > u32::MAX`.
     pub fn fit(&self, vectors: &[f32], dim: usize) -> KMeansResult {
-        assert!(dim > 0 && vectors.len() % dim == 0, "vectors is not n × dim");
+        assert!(
+            dim > 0 && vectors.len().is_multiple_of(dim),
+            "vectors is not n × dim"
+        );
         let n = vectors.len() / dim;
         assert!(n > 0, "k-means of zero rows");
         assert!(self.k > 0, "k must be positive");
@@ -135,7 +140,16 @@ impl KMeans {
                         }
                     }
                 }
-                let (assignments, inertia) = assign(vectors, &centroids, dim);
+                let (mut assignments, mut inertia) = assign(vectors, &centroids, dim);
+                // Mini-batch can strand a centre nobody is nearest to. One Lloyd step
+                // re-seeds it on a row and lets it take its share; the report should not
+                // show a cluster of zero records.
+                let mut sizes = vec![0usize; k];
+                assignments.iter().for_each(|&a| sizes[a as usize] += 1);
+                if sizes.contains(&0) {
+                    centroids = update(vectors, dim, &assignments, &centroids, &mut rng);
+                    (assignments, inertia) = assign(vectors, &centroids, dim);
+                }
                 KMeansResult {
                     centroids,
                     assignments,
@@ -379,7 +393,10 @@ mod tests {
         for (&f, &t) in found.iter().zip(truth) {
             *counts[f as usize].entry(t).or_default() += 1;
         }
-        let majority: usize = counts.iter().map(|m| m.values().max().copied().unwrap_or(0)).sum();
+        let majority: usize = counts
+            .iter()
+            .map(|m| m.values().max().copied().unwrap_or(0))
+            .sum();
         majority as f64 / found.len() as f64
     }
 

@@ -5,8 +5,9 @@
 //! passed as one row-major `&[f32]` plus a dimension, so a million 384-d embeddings are one
 //! 1.5 GB allocation that every algorithm here borrows rather than copies.
 
+pub mod dedup;
 pub mod gen;
 pub mod kernel;
-pub mod union_find;
-pub mod dedup;
 pub mod kmeans;
+pub mod project;
+pub mod union_find;

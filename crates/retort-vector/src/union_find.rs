@@ -53,7 +53,10 @@ impl UnionFind {
 pub fn groups(n: usize, pairs: &[(u32, u32, f32)]) -> Vec<Vec<u32>> {
     let mut uf = UnionFind::new(n);
     for &(a, b, _) in pairs {
-        assert!((a as usize) < n && (b as usize) < n, "pair ({a}, {b}) out of range for {n} rows");
+        assert!(
+            (a as usize) < n && (b as usize) < n,
+            "pair ({a}, {b}) out of range for {n} rows"
+        );
         uf.union(a, b);
     }
     let mut by_root: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
