@@ -1,1 +1,17 @@
-//! Runner (being written).
+//! retort's pipeline compiler and DAG runner.
+//!
+//! [`compile`] turns a pipeline file into a checked [`Plan`] (reporting every problem at
+//! once); [`run`] executes it into a run directory with per-batch checkpoints, resume,
+//! failures and rejections tables and a manifest.
+
+pub mod compile;
+pub mod exec;
+pub mod manifest;
+pub mod pipeline;
+pub mod progress;
+pub mod rundir;
+
+pub use compile::{compile, Plan, PlannedStep};
+pub use exec::{run, Factory, RunError, RunOptions, RunSummary};
+pub use manifest::Manifest;
+pub use pipeline::CompileError;

@@ -65,6 +65,8 @@ pub struct StepStats {
     pub rejected: Mutex<BTreeMap<String, u64>>,
     /// Free-form numbers the step wants in the manifest (e.g. `dedup_recall`).
     pub metrics: Mutex<BTreeMap<String, f64>>,
+    /// Files the step wrote for the user (export paths), listed in the manifest.
+    pub outputs: Mutex<Vec<String>>,
 }
 
 impl StepStats {
@@ -82,6 +84,10 @@ impl StepStats {
         for r in rejections {
             *m.entry(r.reason.clone()).or_default() += 1;
         }
+    }
+    /// List a file written for the user in the manifest and the run summary.
+    pub fn add_output(&self, path: impl Into<String>) {
+        self.outputs.lock().unwrap().push(path.into());
     }
     /// Record a named metric for the manifest.
     pub fn set_metric(&self, name: &str, v: f64) {

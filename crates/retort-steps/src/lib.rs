@@ -5,6 +5,10 @@
 
 pub mod api;
 pub mod cpu;
+pub mod export;
+pub mod filter;
+pub mod load;
+pub mod sample;
 pub mod self_instruct;
 pub mod self_chat;
 pub mod respond;

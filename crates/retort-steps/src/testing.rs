@@ -55,15 +55,24 @@ pub struct MemSink {
 impl MemSink {
     /// All committed records in order.
     pub fn records(&self) -> Vec<Record> {
-        self.batches.iter().flat_map(|b| b.records.clone()).collect()
+        self.batches
+            .iter()
+            .flat_map(|b| b.records.clone())
+            .collect()
     }
     /// All committed failures.
     pub fn failures(&self) -> Vec<retort_core::Failure> {
-        self.batches.iter().flat_map(|b| b.failures.clone()).collect()
+        self.batches
+            .iter()
+            .flat_map(|b| b.failures.clone())
+            .collect()
     }
     /// All committed rejections.
     pub fn rejections(&self) -> Vec<retort_core::Rejection> {
-        self.batches.iter().flat_map(|b| b.rejections.clone()).collect()
+        self.batches
+            .iter()
+            .flat_map(|b| b.rejections.clone())
+            .collect()
     }
 }
 

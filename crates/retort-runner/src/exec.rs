@@ -1,0 +1,656 @@
+//! The DAG executor: every step runs as a tokio task; streaming steps consume their
+//! upstream's committed parts as they appear, whole-table steps wait for their inputs
+//! to finish. Records travel between steps through committed Parquet parts, so memory
+//! stays bounded by the batch size however fast each side is, and the same files are
+//! the checkpoints a resumed run starts from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use retort_core::Record;
+use retort_steps::{
+    Batch, Cpu, InputStream, Inputs, OutputSink, Shape, StepCtx, StepError, StepStats,
+};
+use retort_teacher::{
+    Accounting, Backend, ChatRequest, ChatResponse, Client, Embedder, EmbedderConfig,
+    ResponseCache, Shared, Teacher, TeacherConfig, TeacherError,
+};
+use serde::Serialize;
+use tokio::sync::{watch, OnceCell};
+
+use crate::compile::Plan;
+use crate::manifest::{Manifest, StepReport};
+use crate::progress::Progress;
+use crate::rundir::{self, StepDir};
+
+/// Rows per input batch handed to a streaming step.
+pub const INPUT_BATCH: usize = 8192;
+
+/// Builds the backends behind teachers and the embedder. The CLI supplies one that
+/// knows the HTTP providers and the embedded models; tests supply their own.
+pub trait Factory: Send + Sync {
+    /// A backend for the named teacher.
+    fn backend(&self, name: &str, cfg: &TeacherConfig) -> Result<Arc<dyn Backend>, String>;
+    /// The embedder.
+    fn embedder(&self, cfg: &EmbedderConfig) -> Result<Arc<dyn Embedder>, String>;
+}
+
+/// How this run behaves (as opposed to what the pipeline defines).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run directory (default `runs/<name>`).
+    pub out: Option<PathBuf>,
+    /// Discard every checkpoint and start over.
+    pub fresh: bool,
+    /// Do not read the response cache (answers are still stored).
+    pub no_cache: bool,
+    /// No progress bars.
+    pub quiet: bool,
+    /// CPU pool threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// Why a run stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// One or more steps failed; the others' progress is committed.
+    #[error("{0}")]
+    Steps(String),
+    /// The run could not start (run directory, cache).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The manifest as written.
+    pub manifest: Manifest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Up {
+    parts: usize,
+    status: Status,
+}
+
+/// A teacher whose client is built on first use, so a pipeline that declares a big
+/// local model but only runs cheap steps never loads it.
+struct LazyTeacher {
+    name: String,
+    cfg: TeacherConfig,
+    factory: Arc<dyn Factory>,
+    shared: Arc<Shared>,
+    client: OnceCell<Result<Arc<Client>, String>>,
+}
+
+#[async_trait]
+impl Teacher for LazyTeacher {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn model(&self) -> &str {
+        &self.cfg.model
+    }
+    async fn chat(&self, step: &str, req: ChatRequest) -> Result<ChatResponse, TeacherError> {
+        let client = self
+            .client
+            .get_or_init(|| async {
+                let backend = self.factory.backend(&self.name, &self.cfg)?;
+                Ok(Arc::new(Client::new(
+                    &self.name,
+                    &self.cfg,
+                    backend,
+                    self.shared.clone(),
+                )))
+            })
+            .await;
+        match client {
+            Ok(c) => c.chat(step, req).await,
+            Err(e) => Err(TeacherError::CircuitOpen(format!(
+                "teacher `{}` could not start: {e}",
+                self.name
+            ))),
+        }
+    }
+}
+
+struct LazyEmbedder {
+    cfg: EmbedderConfig,
+    factory: Arc<dyn Factory>,
+    inner: OnceCell<Result<Arc<dyn Embedder>, String>>,
+}
+
+impl LazyEmbedder {
+    async fn get(&self) -> Result<&Arc<dyn Embedder>, TeacherError> {
+        self.inner
+            .get_or_init(|| async { self.factory.embedder(&self.cfg) })
+            .await
+            .as_ref()
+            .map_err(|e| TeacherError::CircuitOpen(format!("the embedder could not start: {e}")))
+    }
+}
+
+#[async_trait]
+impl Embedder for LazyEmbedder {
+    fn model(&self) -> &str {
+        self.cfg.model.as_deref().unwrap_or("all-minilm-l6-v2")
+    }
+    fn dim(&self) -> usize {
+        self.cfg.dim.unwrap_or(384)
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TeacherError> {
+        self.get().await?.embed(texts).await
+    }
+}
+
+/// Input from one upstream step's committed parts, following them as they appear.
+struct PartInput {
+    dir: PathBuf,
+    up: watch::Receiver<Up>,
+    next_part: usize,
+    reader: Option<retort_store::RecordReader>,
+    skip: Arc<AtomicU64>,
+    upstream: String,
+}
+
+#[async_trait]
+impl InputStream for PartInput {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+        loop {
+            if let Some(mut r) = self.reader.take() {
+                let (r2, next) = tokio::task::spawn_blocking(move || {
+                    let n = r.next();
+                    (r, n)
+                })
+                .await
+                .map_err(|e| StepError::Other(format!("reader task: {e}")))?;
+                match next {
+                    Some(Ok(mut rows)) => {
+                        self.reader = Some(r2);
+                        let skip = self.skip.load(Ordering::Relaxed);
+                        if skip > 0 {
+                            let k = (skip as usize).min(rows.len());
+                            rows.drain(..k);
+                            self.skip.fetch_sub(k as u64, Ordering::Relaxed);
+                        }
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        return Ok(Some(rows));
+                    }
+                    Some(Err(e)) => return Err(StepError::Io(e.to_string())),
+                    None => continue,
+                }
+            }
+            let up = *self.up.borrow_and_update();
+            if self.next_part < up.parts {
+                let p = self
+                    .dir
+                    .join(format!("part-{:05}.parquet", self.next_part));
+                self.next_part += 1;
+                self.reader = Some(
+                    retort_store::RecordReader::open(&p, INPUT_BATCH)
+                        .map_err(|e| StepError::Io(e.to_string()))?,
+                );
+                continue;
+            }
+            match up.status {
+                Status::Done => return Ok(None),
+                Status::Failed => {
+                    return Err(StepError::Other(format!(
+                        "upstream step `{}` failed",
+                        self.upstream
+                    )))
+                }
+                Status::Running => {
+                    if self.up.changed().await.is_err() {
+                        return Err(StepError::Other(format!(
+                            "upstream step `{}` stopped",
+                            self.upstream
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Commits a step's batches to its folder and tells downstream steps.
+struct DirSink {
+    dir: Option<StepDir>,
+    tx: Arc<watch::Sender<Up>>,
+    failures: Arc<AtomicU64>,
+    rows_out: Arc<AtomicU64>,
+}
+
+impl DirSink {
+    async fn with_dir<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut StepDir) -> Result<T, StepError> + Send + 'static,
+    ) -> Result<T, StepError> {
+        let mut dir = self.dir.take().expect("step dir present");
+        let (dir, res) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut dir);
+            (dir, r)
+        })
+        .await
+        .map_err(|e| StepError::Other(format!("writer task: {e}")))?;
+        self.dir = Some(dir);
+        res
+    }
+}
+
+#[async_trait]
+impl OutputSink for DirSink {
+    async fn commit(&mut self, batch: Batch) -> Result<(), StepError> {
+        let nf = batch.failures.len() as u64;
+        let nr = batch.records.len() as u64;
+        let parts = self
+            .with_dir(move |d| {
+                d.commit(&batch)?;
+                Ok(d.parts())
+            })
+            .await?;
+        self.failures.fetch_add(nf, Ordering::Relaxed);
+        self.rows_out.fetch_add(nr, Ordering::Relaxed);
+        self.tx.send_modify(|u| u.parts = parts);
+        Ok(())
+    }
+    async fn side_table(&mut self, name: &str, records: Vec<Record>) -> Result<(), StepError> {
+        let name = name.to_string();
+        self.with_dir(move |d| d.side_table(&name, &records)).await
+    }
+    async fn committed(&self) -> Result<Vec<Record>, StepError> {
+        let dir = self.dir.as_ref().expect("step dir").dir().to_path_buf();
+        tokio::task::spawn_blocking(move || rundir::read_step_records(&dir))
+            .await
+            .map_err(|e| StepError::Other(format!("reader task: {e}")))?
+    }
+    fn consumed(&self) -> u64 {
+        self.dir.as_ref().map(|d| d.consumed()).unwrap_or(0)
+    }
+    fn resume_state(&self) -> Option<serde_json::Value> {
+        self.dir.as_ref().and_then(|d| d.resume_state())
+    }
+}
+
+/// Per-step live numbers shared with progress and the manifest.
+pub(crate) struct Live {
+    pub id: String,
+    pub kind: String,
+    pub stats: Arc<StepStats>,
+    pub rows_out: Arc<AtomicU64>,
+    pub failures: Arc<AtomicU64>,
+    pub rows_in: Arc<AtomicU64>,
+    pub status: Mutex<String>,
+    pub started: Mutex<Option<Instant>>,
+    pub seconds: Mutex<f64>,
+    pub resumed_rows: AtomicU64,
+    pub error: Mutex<Option<String>>,
+}
+
+/// Run a compiled plan.
+pub async fn run(
+    plan: Plan,
+    opts: RunOptions,
+    factory: Arc<dyn Factory>,
+) -> Result<RunSummary, RunError> {
+    let run_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&plan.name));
+    if opts.fresh && run_dir.exists() {
+        for sub in ["steps", "manifest.json", "failures.parquet", "rejections.parquet"] {
+            let p = run_dir.join(sub);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else if p.exists() {
+                std::fs::remove_file(&p)
+            } else {
+                Ok(())
+            }
+            .map_err(|e| RunError::Setup(format!("--fresh: cannot remove {}: {e}", p.display())))?;
+        }
+    }
+    std::fs::create_dir_all(run_dir.join("steps")).map_err(|e| {
+        RunError::Setup(format!(
+            "cannot create the run directory {}: {e}",
+            run_dir.display()
+        ))
+    })?;
+    let resumed = run_dir.join("manifest.json").exists();
+
+    let cache = ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
+        RunError::Setup(format!(
+            "cannot open the response cache in {}: {e}",
+            run_dir.display()
+        ))
+    })?;
+    let accounting = Arc::new(Accounting::new(plan.max_budget_usd));
+    let shared = Arc::new(Shared::new(
+        Some(Arc::new(cache)),
+        !opts.no_cache,
+        accounting.clone(),
+    ));
+    let teachers: BTreeMap<String, Arc<dyn Teacher>> = plan
+        .teachers
+        .iter()
+        .map(|(name, cfg)| {
+            let t: Arc<dyn Teacher> = Arc::new(LazyTeacher {
+                name: name.clone(),
+                cfg: cfg.clone(),
+                factory: factory.clone(),
+                shared: shared.clone(),
+                client: OnceCell::new(),
+            });
+            (name.clone(), t)
+        })
+        .collect();
+    let embedder: Option<Arc<dyn Embedder>> = plan.embedder.as_ref().map(|cfg| {
+        let e: Arc<dyn Embedder> = Arc::new(LazyEmbedder {
+            cfg: cfg.clone(),
+            factory: factory.clone(),
+            inner: OnceCell::new(),
+        });
+        e
+    });
+    let cpu = Cpu::new(opts.threads);
+
+    let live: Vec<Arc<Live>> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            Arc::new(Live {
+                id: s.spec.id.clone(),
+                kind: s.spec.kind.clone(),
+                stats: Arc::new(StepStats::default()),
+                rows_out: Arc::new(AtomicU64::new(0)),
+                failures: Arc::new(AtomicU64::new(0)),
+                rows_in: Arc::new(AtomicU64::new(0)),
+                status: Mutex::new("pending".into()),
+                started: Mutex::new(None),
+                seconds: Mutex::new(0.0),
+                resumed_rows: AtomicU64::new(0),
+                error: Mutex::new(None),
+            })
+        })
+        .collect();
+
+    let manifest = Arc::new(Mutex::new(Manifest::new(&plan, resumed)));
+    let write_manifest = {
+        let manifest = manifest.clone();
+        let live = live.clone();
+        let accounting = accounting.clone();
+        let path = run_dir.join("manifest.json");
+        move |status: &str| -> Result<Manifest, StepError> {
+            let mut m = manifest.lock().unwrap();
+            m.status = status.to_string();
+            m.steps = live.iter().map(|l| StepReport::from_live(l)).collect();
+            m.teachers = serde_json::to_value(accounting.snapshot()).unwrap_or_default();
+            m.finished_at = (status != "running").then(crate::manifest::now);
+            rundir::write_atomic(
+                &path,
+                &serde_json::to_vec_pretty(&*m).expect("manifest serialises"),
+            )?;
+            Ok(m.clone())
+        }
+    };
+    write_manifest("running").map_err(|e| RunError::Setup(e.to_string()))?;
+
+    // One watch channel per step: committed parts and status.
+    let channels: BTreeMap<String, (Arc<watch::Sender<Up>>, watch::Receiver<Up>)> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let (tx, rx) = watch::channel(Up {
+                parts: 0,
+                status: Status::Running,
+            });
+            (s.spec.id.clone(), (Arc::new(tx), rx))
+        })
+        .collect();
+
+    let progress = Progress::start(live.clone(), accounting.clone(), opts.quiet);
+
+    let mut tasks = Vec::new();
+    for (ps, lv) in plan.steps.iter().zip(live.iter()) {
+        let id = ps.spec.id.clone();
+        let step = ps.built.step.clone();
+        let shape = ps.shape;
+        let hash = ps.hash.clone();
+        let after = ps.spec.after.clone();
+        let tx = channels[&id].0.clone();
+        let ups: Vec<(String, watch::Receiver<Up>)> = after
+            .iter()
+            .map(|a| (a.clone(), channels[a].1.clone()))
+            .collect();
+        let run_dir = run_dir.clone();
+        let ctx = StepCtx {
+            step_id: id.clone(),
+            kind: ps.spec.kind.clone(),
+            base_dir: plan.base_dir.clone(),
+            run_dir: run_dir.clone(),
+            seed: mix_seed(plan.seed, &id),
+            teachers: teachers.clone(),
+            embedder: embedder.clone(),
+            cpu: cpu.clone(),
+            stats: lv.stats.clone(),
+        };
+        let lv = lv.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = run_one(&ctx, step, shape, &hash, ups, tx.clone(), &run_dir, &lv).await;
+            let status = if res.is_ok() {
+                Status::Done
+            } else {
+                Status::Failed
+            };
+            if let Err(e) = &res {
+                *lv.status.lock().unwrap() = "failed".into();
+                *lv.error.lock().unwrap() = Some(e.to_string());
+            }
+            if let Some(t) = *lv.started.lock().unwrap() {
+                *lv.seconds.lock().unwrap() = t.elapsed().as_secs_f64();
+            }
+            tx.send_modify(|u| u.status = status);
+            res.map_err(|e| (ctx.step_id.clone(), e))
+        }));
+    }
+
+    let mut errors = Vec::new();
+    let mut interrupted = false;
+    let all = futures::future::join_all(tasks);
+    tokio::pin!(all);
+    let results = tokio::select! {
+        r = &mut all => r,
+        _ = tokio::signal::ctrl_c() => { interrupted = true; vec![] }
+    };
+    for r in results {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err((id, e))) => errors.push(format!("step `{id}` failed: {e}")),
+            Err(e) => errors.push(format!("a step task panicked: {e}")),
+        }
+    }
+    progress.finish();
+
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.spec.id.clone()).collect();
+    let gathered = rundir::gather_tables(&run_dir, &ids);
+    {
+        let mut m = manifest.lock().unwrap();
+        if let Ok((f, r)) = gathered {
+            m.failures = f;
+            m.rejections = r;
+        }
+        m.outputs = live
+            .iter()
+            .flat_map(|l| l.stats.outputs.lock().unwrap().clone())
+            .collect();
+    }
+    let status = if interrupted {
+        "interrupted"
+    } else if errors.is_empty() {
+        "complete"
+    } else {
+        "failed"
+    };
+    let manifest = write_manifest(status).map_err(|e| RunError::Setup(e.to_string()))?;
+    if interrupted {
+        return Err(RunError::Steps(format!(
+            "interrupted; committed progress is kept in {} — run the same command again to resume",
+            run_dir.display()
+        )));
+    }
+    if !errors.is_empty() {
+        return Err(RunError::Steps(format!(
+            "{}\ncommitted progress is kept in {}; fix the cause and run the same command again to resume",
+            errors.join("\n"),
+            run_dir.display()
+        )));
+    }
+    gathered.map_err(|e| RunError::Setup(format!("gathering failures and rejections: {e}")))?;
+    Ok(RunSummary { run_dir, manifest })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    ctx: &StepCtx,
+    step: Arc<dyn retort_steps::Step>,
+    shape: Shape,
+    hash: &str,
+    ups: Vec<(String, watch::Receiver<Up>)>,
+    tx: Arc<watch::Sender<Up>>,
+    run_dir: &Path,
+    lv: &Live,
+) -> Result<(), StepError> {
+    let id = &ctx.step_id;
+    if let Some(rows) = StepDir::is_done(run_dir, id, hash) {
+        // Finished before with the same config: skip, and let downstream read it.
+        let parts = rundir::count_parts(&StepDir::path_for(run_dir, id));
+        lv.rows_out.store(rows, Ordering::Relaxed);
+        lv.resumed_rows.store(rows, Ordering::Relaxed);
+        *lv.status.lock().unwrap() = "skipped (unchanged)".into();
+        tx.send_modify(|u| u.parts = parts);
+        // Downstream still needs our inputs to be complete for correctness of its own
+        // resume, but not to wait: our output is final.
+        return Ok(());
+    }
+    let dir = {
+        let run_dir = run_dir.to_path_buf();
+        let id = id.clone();
+        let hash = hash.to_string();
+        tokio::task::spawn_blocking(move || StepDir::open(&run_dir, &id, &hash))
+            .await
+            .map_err(|e| StepError::Other(format!("step dir task: {e}")))??
+    };
+    let parts = dir.parts();
+    let consumed = dir.consumed();
+    lv.resumed_rows.store(dir.rows(), Ordering::Relaxed);
+    lv.rows_out.store(dir.rows(), Ordering::Relaxed);
+    tx.send_modify(|u| u.parts = parts);
+
+    if shape == Shape::WholeTable {
+        *lv.status.lock().unwrap() = "waiting".into();
+        for (up_id, rx) in &ups {
+            let mut rx = rx.clone();
+            loop {
+                let st = rx.borrow_and_update().status;
+                match st {
+                    Status::Done => break,
+                    Status::Failed => {
+                        return Err(StepError::Other(format!("upstream step `{up_id}` failed")))
+                    }
+                    Status::Running => {
+                        if rx.changed().await.is_err() {
+                            return Err(StepError::Other(format!(
+                                "upstream step `{up_id}` stopped"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    *lv.status.lock().unwrap() = if parts > 0 {
+        "running (resumed)".into()
+    } else {
+        "running".into()
+    };
+    *lv.started.lock().unwrap() = Some(Instant::now());
+
+    let skip = Arc::new(AtomicU64::new(consumed));
+    let inputs = Inputs {
+        streams: ups
+            .into_iter()
+            .map(|(up_id, rx)| {
+                let s: Box<dyn InputStream> = Box::new(CountingInput {
+                    inner: PartInput {
+                        dir: StepDir::path_for(run_dir, &up_id),
+                        up: rx,
+                        next_part: 0,
+                        reader: None,
+                        skip: skip.clone(),
+                        upstream: up_id.clone(),
+                    },
+                    rows_in: lv.rows_in.clone(),
+                });
+                (up_id, s)
+            })
+            .collect(),
+    };
+    lv.rows_in.store(consumed, Ordering::Relaxed);
+    let mut sink = DirSink {
+        dir: Some(dir),
+        tx: tx.clone(),
+        failures: lv.failures.clone(),
+        rows_out: lv.rows_out.clone(),
+    };
+    step.run(ctx, inputs, &mut sink).await?;
+    let dir = sink.dir.take().expect("step dir");
+    tokio::task::spawn_blocking(move || dir.mark_done())
+        .await
+        .map_err(|e| StepError::Other(format!("step dir task: {e}")))??;
+    *lv.status.lock().unwrap() = "done".into();
+    Ok(())
+}
+
+struct CountingInput {
+    inner: PartInput,
+    rows_in: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl InputStream for CountingInput {
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+        let b = self.inner.next_batch().await?;
+        if let Some(b) = &b {
+            self.rows_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+        }
+        Ok(b)
+    }
+}
+
+fn mix_seed(seed: u64, id: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(id.as_bytes())
+        .finalize();
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+/// How long a progress tick lasts.
+pub(crate) const TICK: Duration = Duration::from_millis(150);

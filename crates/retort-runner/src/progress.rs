@@ -1,0 +1,95 @@
+//! Live progress: one bar per running step with rows, rate and ETA, plus teacher
+//! tokens and cost. Hidden with `--quiet` and when stderr is not a terminal.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use retort_teacher::Accounting;
+
+use crate::exec::{Live, TICK};
+
+/// Handle that stops the progress display.
+pub struct Progress {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub(crate) fn start(live: Vec<Arc<Live>>, accounting: Arc<Accounting>, quiet: bool) -> Self {
+        if quiet {
+            return Progress {
+                stop: None,
+                task: None,
+            };
+        }
+        let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{prefix:>14.bold} {bar:28.cyan/blue} {pos:>9}/{len:9} {per_sec:>10} eta {eta:>4} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("█▉▊▋▌▍▎▏ ");
+        let bars: Vec<ProgressBar> = live
+            .iter()
+            .map(|l| {
+                let b = mp.add(ProgressBar::new(0));
+                b.set_style(style.clone());
+                b.set_prefix(l.id.clone());
+                b
+            })
+            .collect();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                for (l, b) in live.iter().zip(&bars) {
+                    let total = l.stats.total.load(Ordering::Relaxed);
+                    let done = l.stats.done.load(Ordering::Relaxed);
+                    let rows_out = l.rows_out.load(Ordering::Relaxed);
+                    let (pos, len) = if total > 0 {
+                        (done, total)
+                    } else {
+                        (rows_out.max(done), rows_out.max(done))
+                    };
+                    b.set_length(len);
+                    b.set_position(pos);
+                    let status = l.status.lock().unwrap().clone();
+                    let f = l.failures.load(Ordering::Relaxed);
+                    b.set_message(format!(
+                        "{status} · out {rows_out}{}",
+                        if f > 0 {
+                            format!(" · failed {f}")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                let snap = accounting.snapshot();
+                if let Some(b) = bars.last() {
+                    let _ = &snap;
+                    b.tick();
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = &mut rx => break,
+                }
+            }
+            for b in &bars {
+                b.finish();
+            }
+        });
+        Progress {
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stop drawing.
+    pub fn finish(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! `load`: read seed or dataset files (JSONL, JSON array, CSV, Parquet) into records.
+//!
+//! Field mapping turns any row shape into the record model. Without `fields`, the shape
+//! is recognised from the keys: Self-Instruct seeds (`instruction` + `instances`),
+//! Alpaca (`instruction`/`input`/`output`), Dolly (`instruction`/`context`/`response`),
+//! OpenAI messages (`messages`), ShareGPT (`conversations`), OASST-like
+//! (`prompt`/`response`), self-chat topics (`topic`). Every other scalar field is kept:
+//! strings and booleans as `labels`, numbers as `scores`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::{Failure, Message, Provenance, Record};
+use retort_store::{read_rows, Row, RowFormat, RowIter};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::api::*;
+use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+
+/// Options of a `load` step.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadOptions {
+    /// One input file (relative to the pipeline file).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Several input files, read in order.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `jsonl`, `json`, `csv` or `parquet`; guessed from the extension when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Field mapping: record field (`id`, `instruction`, `input`, `output`, `messages`,
+    /// `conversations`) → dotted path in the row (`instances.0.input`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// `fail` (default): a bad row stops the step with its file and line.
+    /// `skip`: a bad row goes to failures.parquet with its raw text.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+    /// Rows per committed batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_on_error() -> String {
+    "fail".into()
+}
+fn default_batch() -> usize {
+    50_000
+}
+
+const RECORD_FIELDS: &[&str] = &[
+    "id",
+    "instruction",
+    "input",
+    "output",
+    "messages",
+    "conversations",
+];
+
+/// Build a `load` step.
+pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
+    let o: LoadOptions = parse_options(spec)?;
+    let mut errs = Vec::new();
+    let mut files: Vec<String> = o.path.iter().cloned().collect();
+    files.extend(o.paths.iter().cloned());
+    if files.is_empty() {
+        errs.push("`load` needs `path` (or `paths`); hint: path = \"seeds/en.jsonl\"".to_string());
+    }
+    let format = match o.format.as_deref() {
+        None => None,
+        Some(f) => match RowFormat::from_name(f) {
+            Some(f) => Some(f),
+            None => {
+                errs.push(format!(
+                    "unknown format `{f}`; hint: use jsonl, json, csv or parquet"
+                ));
+                None
+            }
+        },
+    };
+    if o.on_error != "fail" && o.on_error != "skip" {
+        errs.push(format!(
+            "`on_error` must be \"fail\" or \"skip\", got `{}`",
+            o.on_error
+        ));
+    }
+    for k in o.fields.keys() {
+        if !RECORD_FIELDS.contains(&k.as_str()) {
+            errs.push(format!(
+                "`fields.{k}` is not a record field; hint: map one of {}",
+                RECORD_FIELDS.join(", ")
+            ));
+        }
+    }
+    let paths: Vec<PathBuf> = files.iter().map(|f| ctx.resolve(f)).collect();
+    for p in &paths {
+        if !p.is_file() {
+            errs.push(format!(
+                "input file {} does not exist; hint: paths are relative to the pipeline file's folder",
+                p.display()
+            ));
+        }
+    }
+    if o.batch_size == 0 {
+        errs.push("`batch_size` must be at least 1".into());
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let writes = format!("records loaded from {}", files.join(", "));
+    let mut b = Built::new(
+        Arc::new(Load {
+            paths: paths.clone(),
+            format,
+            fields: o.fields,
+            skip_bad: o.on_error == "skip",
+            batch: o.batch_size,
+        }),
+        writes,
+    );
+    b.files = paths;
+    Ok(b)
+}
+
+/// The `load` step.
+pub struct Load {
+    paths: Vec<PathBuf>,
+    format: Option<RowFormat>,
+    fields: BTreeMap<String, String>,
+    skip_bad: bool,
+    batch: usize,
+}
+
+#[async_trait]
+impl Step for Load {
+    fn shape(&self) -> Shape {
+        Shape::Source
+    }
+
+    async fn run(
+        &self,
+        ctx: &StepCtx,
+        _inputs: Inputs,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError> {
+        // Rows are counted across all files; on resume the first `consumed` are skipped.
+        let mut to_skip = out.consumed();
+        for path in &self.paths {
+            let iter =
+                read_rows(path, self.format).map_err(|e| StepError::Config(e.to_string()))?;
+            let mut iter: Option<RowIter> = Some(iter);
+            loop {
+                let (it, batch) = {
+                    let mut it = iter.take().expect("iterator present");
+                    let n = self.batch;
+                    let skip = to_skip;
+                    let fields = self.fields.clone();
+                    let step = ctx.step_id.clone();
+                    let skip_bad = self.skip_bad;
+                    ctx.cpu
+                        .run(move || {
+                            let r = read_batch(&mut it, n, skip, &fields, &step, skip_bad);
+                            (it, r)
+                        })
+                        .await
+                };
+                iter = Some(it);
+                let (batch, skipped) = batch?;
+                to_skip -= skipped;
+                if batch.consumed == 0 && skipped == 0 {
+                    break;
+                }
+                if batch.consumed > 0 {
+                    ctx.stats.add_done(batch.consumed);
+                    out.commit(batch).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read up to `n` rows into a batch, first skipping `skip` rows already committed.
+fn read_batch(
+    it: &mut RowIter,
+    n: usize,
+    skip: u64,
+    fields: &BTreeMap<String, String>,
+    step: &str,
+    skip_bad: bool,
+) -> Result<(Batch, u64), StepError> {
+    let mut skipped = 0;
+    while skipped < skip {
+        if it.next().is_none() {
+            break;
+        }
+        skipped += 1;
+    }
+    let mut b = Batch::default();
+    for row in it.by_ref() {
+        b.consumed += 1;
+        match row {
+            Ok(row) => match to_record(&row, fields, step) {
+                Ok(r) => b.records.push(r),
+                Err(msg) => {
+                    if !skip_bad {
+                        return Err(StepError::Config(format!(
+                            "step `{step}`: row at line {} {msg}; fix the file, add a `fields` mapping, or set on_error = \"skip\" to send such rows to failures.parquet",
+                            row.line
+                        )));
+                    }
+                    b.failures.push(Failure {
+                        step: step.to_string(),
+                        record_id: format!("{step}-{}", row.line),
+                        class: "bad_input".into(),
+                        status: None,
+                        message: format!("line {}: {msg}", row.line),
+                        raw: Value::Object(row.fields).to_string(),
+                    });
+                }
+            },
+            Err(e) => {
+                if !skip_bad {
+                    return Err(StepError::Config(format!(
+                        "step `{step}`: {e}; fix the file or set on_error = \"skip\" to send bad rows to failures.parquet"
+                    )));
+                }
+                b.failures.push(Failure {
+                    step: step.to_string(),
+                    record_id: format!("{step}-{}", e.line),
+                    class: "bad_input".into(),
+                    status: None,
+                    message: e.to_string(),
+                    raw: e.raw.clone(),
+                });
+            }
+        }
+        if b.consumed as usize >= n {
+            break;
+        }
+    }
+    Ok((b, skipped))
+}
+
+fn get_path<'a>(row: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut cur = row.get(parts.next()?)?;
+    for p in parts {
+        cur = match cur {
+            Value::Object(m) => m.get(p)?,
+            Value::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The default mapping for a recognised row shape.
+fn auto_fields(row: &Map<String, Value>) -> BTreeMap<&'static str, &'static str> {
+    let has = |k: &str| row.contains_key(k);
+    let mut m = BTreeMap::new();
+    if has("messages") {
+        m.insert("messages", "messages");
+    } else if has("conversations") {
+        m.insert("conversations", "conversations");
+    } else if has("instances") && has("instruction") {
+        m.insert("instruction", "instruction");
+        m.insert("input", "instances.0.input");
+        m.insert("output", "instances.0.output");
+    } else if has("instruction") {
+        m.insert("instruction", "instruction");
+        if has("input") {
+            m.insert("input", "input");
+        } else if has("context") {
+            m.insert("input", "context");
+        }
+        if has("output") {
+            m.insert("output", "output");
+        } else if has("response") {
+            m.insert("output", "response");
+        }
+    } else if has("prompt") {
+        m.insert("instruction", "prompt");
+        if has("response") {
+            m.insert("output", "response");
+        } else if has("completion") {
+            m.insert("output", "completion");
+        }
+    } else if has("topic") {
+        m.insert("instruction", "topic");
+    } else if has("question") {
+        m.insert("instruction", "question");
+        if has("answer") {
+            m.insert("output", "answer");
+        }
+    } else if has("text") {
+        m.insert("instruction", "text");
+    }
+    if has("id") {
+        m.insert("id", "id");
+    }
+    m
+}
+
+fn parse_messages(v: &Value, sharegpt: bool) -> Result<Vec<Message>, String> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| "has a messages field that is not a list".to_string())?;
+    let (rk, ck) = if sharegpt {
+        ("from", "value")
+    } else {
+        ("role", "content")
+    };
+    arr.iter()
+        .map(|m| {
+            let role = m
+                .get(rk)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("has a message without a string `{rk}`"))?;
+            let content = m
+                .get(ck)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("has a message without a string `{ck}`"))?;
+            let role = if sharegpt {
+                match role {
+                    "human" | "user" => "user",
+                    "gpt" | "assistant" | "chatgpt" | "bing" | "bard" => "assistant",
+                    "system" => "system",
+                    other => other,
+                }
+            } else {
+                role
+            };
+            Ok(Message::new(role, content))
+        })
+        .collect()
+}
+
+fn to_record(row: &Row, fields: &BTreeMap<String, String>, step: &str) -> Result<Record, String> {
+    let auto;
+    let map: Vec<(&str, &str)> = if fields.is_empty() {
+        auto = auto_fields(&row.fields);
+        auto.iter().map(|(k, v)| (*k, *v)).collect()
+    } else {
+        fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    };
+    let mut r = Record::default();
+    let mut used: Vec<&str> = Vec::new();
+    for (field, path) in &map {
+        used.push(path.split('.').next().unwrap_or(path));
+        let v = get_path(&row.fields, path);
+        match *field {
+            "messages" | "conversations" => {
+                let v = v.ok_or_else(|| format!("has no `{path}`"))?;
+                r.messages = parse_messages(v, *field == "conversations")?;
+            }
+            f => {
+                let s = match v {
+                    Some(v) => text(v)
+                        .ok_or_else(|| format!("has a non-text value at `{path}` for {f}"))
+                        .map(Some)?,
+                    None if f == "input" => None,
+                    None if f == "id" => None,
+                    None => return Err(format!("has no `{path}` (mapped to {f})")),
+                };
+                match f {
+                    "id" => r.id = s.unwrap_or_default(),
+                    "instruction" => r.instruction = s,
+                    "input" => r.input = s.filter(|x| !x.is_empty()),
+                    "output" => r.output = s,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if r.instruction.is_none() && r.messages.is_empty() {
+        return Err("has no instruction or messages (no mapping matched its fields)".to_string());
+    }
+    if r.instruction
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        return Err("has an empty instruction".to_string());
+    }
+    if r.id.is_empty() {
+        r.id = format!("{step}-{}", row.line);
+    }
+    for (k, v) in &row.fields {
+        if used.contains(&k.as_str()) || k == "id" {
+            continue;
+        }
+        match v {
+            Value::String(s) => {
+                r.labels.insert(k.clone(), s.clone());
+            }
+            Value::Bool(b) => {
+                r.labels.insert(k.clone(), b.to_string());
+            }
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    r.scores.insert(k.clone(), f);
+                }
+            }
+            _ => {}
+        }
+    }
+    r.provenance = Provenance {
+        step: step.to_string(),
+        seeds: vec![r.id.clone()],
+        ..Default::default()
+    };
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(v: Value) -> Row {
+        Row {
+            line: 3,
+            fields: v.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn self_instruct_seed_maps_first_instance() {
+        let r = to_record(
+            &row(serde_json::json!({"id":"s1","name":"n","instruction":"Add","instances":[{"input":"1 2","output":"3"}],"is_classification":false,"category":"math"})),
+            &BTreeMap::new(),
+            "seeds",
+        )
+        .unwrap();
+        assert_eq!(r.id, "s1");
+        assert_eq!(r.instruction.as_deref(), Some("Add"));
+        assert_eq!(r.input.as_deref(), Some("1 2"));
+        assert_eq!(r.output.as_deref(), Some("3"));
+        assert_eq!(r.labels["category"], "math");
+        assert_eq!(r.labels["is_classification"], "false");
+        assert_eq!(r.provenance.seeds, vec!["s1".to_string()]);
+    }
+
+    #[test]
+    fn dolly_and_sharegpt_shapes() {
+        let r = to_record(
+            &row(serde_json::json!({"instruction":"Q","context":"","response":"A","category":"open_qa"})),
+            &BTreeMap::new(),
+            "d",
+        )
+        .unwrap();
+        assert_eq!(r.input, None);
+        assert_eq!(r.output.as_deref(), Some("A"));
+        assert_eq!(r.id, "d-3");
+        let r = to_record(
+            &row(serde_json::json!({"conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"hello"}]})),
+            &BTreeMap::new(),
+            "d",
+        )
+        .unwrap();
+        assert_eq!(r.messages[1], Message::assistant("hello"));
+    }
+
+    #[test]
+    fn explicit_mapping_reports_missing_field() {
+        let mut f = BTreeMap::new();
+        f.insert("instruction".to_string(), "question".to_string());
+        let e = to_record(&row(serde_json::json!({"q":"x"})), &f, "d").unwrap_err();
+        assert!(e.contains("question"), "{e}");
+    }
+}

@@ -1,0 +1,43 @@
+//! The table printed at the end of `retort run`.
+
+use std::path::Path;
+
+use retort_runner::Manifest;
+
+/// Print rows in/out, failures and time per step, then teacher usage and outputs.
+pub fn print(m: &Manifest, run_dir: &Path) {
+    println!(
+        "\n{:<18} {:<14} {:>9} {:>9} {:>8} {:>9} {:>8}  status",
+        "step", "kind", "rows in", "rows out", "failed", "rejected", "secs"
+    );
+    for s in &m.steps {
+        let rejected: u64 = s.rejected.values().sum();
+        println!(
+            "{:<18} {:<14} {:>9} {:>9} {:>8} {:>9} {:>8.1}  {}",
+            s.id, s.kind, s.rows_in, s.rows_out, s.failures, rejected, s.seconds, s.status
+        );
+    }
+    if let Some(total) = m.teachers.get("total") {
+        let g = |k: &str| total.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        if g("calls") > 0.0 {
+            println!(
+                "\nteachers: {} calls ({} from cache, {} requests), {} prompt + {} completion tokens, ${:.4}",
+                g("calls"),
+                g("cache_hits"),
+                g("requests"),
+                g("prompt_tokens"),
+                g("completion_tokens"),
+                g("cost_usd")
+            );
+        }
+    }
+    println!(
+        "\nrun directory: {}  (manifest.json, failures.parquet: {} rows, rejections.parquet: {} rows)",
+        run_dir.display(),
+        m.failures,
+        m.rejections
+    );
+    for o in &m.outputs {
+        println!("output: {o}");
+    }
+}
