@@ -258,14 +258,21 @@ fn compile_embedder(
     }
 }
 
-/// Find the line of the first backticked field name in a serde message, at or after
-/// `from` (serde names unknown and mistyped fields in backticks).
+/// Find the line of the key a serde message names: the one after "field `" when there
+/// is one (unknown or missing fields), else the first backticked name that is a key in
+/// the block starting at `from`.
 fn field_line(source: &Source, message: &str, from: usize) -> Option<usize> {
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    let key = &message[start..end];
     let to = source.text.lines().count();
-    source.key_line(key, from, to)
+    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    if let Some(i) = message.find("field `") {
+        let rest = &message[i + 7..];
+        if let Some(end) = rest.find('`') {
+            if let Some(l) = source.key_line(&rest[..end], from, to) {
+                return Some(l);
+            }
+        }
+    }
+    names.iter().find_map(|n| source.key_line(n, from, to))
 }
 
 struct RawStep {

@@ -1,0 +1,463 @@
+//! Integration tests that drive the `retort` binary on pipelines in temp dirs and read
+//! the outputs back (Parquet through pyarrow, like a training script would).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn retort() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_retort"));
+    c.arg("--quiet");
+    c
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    retort().args(args).current_dir(dir).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn pyarrow_check(format: &str, path: &Path) {
+    let script = repo_root().join("tests/consumer/check_export.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(format)
+        .arg(path)
+        .output()
+        .expect("python3 is needed for the consumer check (pip install pyarrow)");
+    assert!(
+        o.status.success(),
+        "pyarrow rejected {} as {format}: {}",
+        path.display(),
+        text(&o)
+    );
+}
+
+fn py(code: &str) -> String {
+    let o = Command::new("python3").arg("-c").arg(code).output().unwrap();
+    assert!(o.status.success(), "python failed: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// A JSONL of `n` Alpaca-shaped rows; every 3rd row has an input.
+fn big_jsonl(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        let input = if i % 3 == 0 { format!("input {i}") } else { String::new() };
+        writeln!(
+            f,
+            r#"{{"id":"r{i}","instruction":"Task number {i}: explain item {i}","input":"{input}","output":"Answer {i} with some words","score":{}}}"#,
+            i % 10
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn spine_pipeline_exports_every_sft_format_readable_by_pyarrow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::copy(repo_root().join("seeds/en.jsonl"), d.join("en.jsonl")).unwrap();
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "formats"
+[[step]]
+id = "seeds"
+kind = "load"
+path = "en.jsonl"
+[[step]]
+id = "some"
+kind = "filter"
+after = ["seeds"]
+keep = "category == 'math' or category == 'code'"
+[[step]]
+id = "messages"
+kind = "export"
+after = ["some"]
+format = "messages"
+paths = ["out/messages.parquet", "out/messages.jsonl"]
+[[step]]
+id = "alpaca"
+kind = "export"
+after = ["some"]
+format = "alpaca"
+paths = ["out/alpaca.parquet", "out/alpaca.jsonl"]
+[[step]]
+id = "sharegpt"
+kind = "export"
+after = ["some"]
+format = "sharegpt"
+paths = ["out/sharegpt.parquet", "out/sharegpt.jsonl"]
+"#,
+    );
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let run_dir = d.join("run");
+    for (fmt, stem) in [
+        ("messages", "messages"),
+        ("alpaca", "alpaca"),
+        ("sharegpt", "sharegpt"),
+    ] {
+        for ext in ["parquet", "jsonl"] {
+            pyarrow_check(fmt, &run_dir.join(format!("out/{stem}.{ext}")));
+        }
+    }
+    // 12 code + 14 math seeds.
+    let n = py(&format!(
+        "import pyarrow.parquet as pq; t=pq.read_table('{}'); print(t.num_rows)",
+        run_dir.join("out/messages.parquet").display()
+    ));
+    assert_eq!(n, "26");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "complete");
+    assert_eq!(m["rejections"], 171 - 26);
+    let steps = m["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["rows_in"], 171);
+    assert_eq!(steps[1]["rows_out"], 26);
+    assert_eq!(steps[1]["rejected"]["filter"], 145);
+
+    // Re-running the same command skips every finished step.
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["resumed"], true);
+    for s in m["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "skipped (unchanged)", "{s}");
+    }
+
+    // A changed step re-runs itself and everything downstream, not its upstream.
+    let o = run(
+        &[
+            "run",
+            "p.toml",
+            "--out",
+            "run",
+            "--set",
+            "step.some.keep=category == 'math'",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let st = |id: &str| {
+        m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(st("seeds")["status"], "skipped (unchanged)");
+    assert_eq!(st("some")["status"], "done");
+    assert_eq!(st("some")["rows_out"], 14);
+    assert_eq!(st("messages")["status"], "done");
+}
+
+#[test]
+fn every_bad_input_is_reported_at_once_with_exit_2_and_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "bad.jinja", "Hello {% if x %} never closed\n");
+    write(
+        d,
+        "p.toml",
+        r#"name = "bad"
+colour = "blue"
+
+[[step]]
+id = "seeds"
+kind = "load"
+path = "missing.jsonl"
+
+[[step]]
+id = "seeds"
+kind = "filter"
+after = ["seeds"]
+keep = "x > 1"
+
+[[step]]
+id = "mystery"
+kind = "frobnicate"
+
+[[step]]
+id = "f"
+kind = "filter"
+after = ["nowhere"]
+keep = "x > 1"
+
+[[step]]
+id = "typo"
+kind = "limit"
+after = ["f"]
+n = "ten"
+
+[[step]]
+id = "a"
+kind = "filter"
+after = ["b"]
+keep = "x > 1"
+
+[[step]]
+id = "b"
+kind = "filter"
+after = ["a"]
+keep = "x > 1"
+
+[[step]]
+id = "extra"
+kind = "filter"
+after = ["f"]
+keep = "x > 1"
+bogus_key = 3
+
+[[step]]
+id = "tpl"
+kind = "self_instruct"
+after = ["f"]
+teacher = "ghost"
+template = "bad.jinja"
+"#,
+    );
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let expect = [
+        ("p.toml:2", "unknown top-level key `colour`"),
+        ("step `seeds`", "missing.jsonl does not exist"),
+        ("step `seeds`", "duplicate step id"),
+        ("step `mystery`", "unknown step kind `frobnicate`"),
+        ("step `f`", "input `nowhere` is not a step"),
+        ("step `typo`", "invalid type"),
+        ("", "cycle"),
+        ("step `extra`", "bogus_key"),
+        ("step `tpl`", "ghost"),
+        ("step `tpl`", "bad.jinja"),
+    ];
+    for (loc, msg) in expect {
+        assert!(
+            out.lines().any(|l| l.contains(loc) && l.contains(msg)),
+            "missing `{loc}` … `{msg}` in:\n{out}"
+        );
+    }
+    // Line numbers: the unknown key of `extra` is on its own line.
+    let extra_line = std::fs::read_to_string(d.join("p.toml"))
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("bogus_key"))
+        .unwrap()
+        + 1;
+    assert!(
+        out.contains(&format!("p.toml:{extra_line}: step `extra`")),
+        "{out}"
+    );
+    assert!(out.contains("hint:"), "{out}");
+    assert!(!d.join("run").exists(), "a failed compile must write nothing");
+
+    let o = run(&["validate", "p.toml"], d);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn bad_line_names_file_and_line_or_goes_to_failures_with_skip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(
+        d,
+        "in.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\": broken\n{\"instruction\":\"c\",\"output\":\"d\"}\n",
+    );
+    let p = r#"
+name = "badline"
+[[step]]
+id = "l"
+kind = "load"
+path = "in.jsonl"
+[[step]]
+id = "e"
+kind = "export"
+after = ["l"]
+format = "alpaca"
+path = "out.parquet"
+"#;
+    write(d, "p.toml", p);
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("in.jsonl") && out.contains("line 2"), "{out}");
+    assert!(out.contains("on_error"), "{out}");
+    assert!(!d.join("run/out.parquet").exists(), "no output after a failed run");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("run/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "failed");
+
+    write(d, "p.toml", &p.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\non_error = \"skip\""));
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = py(&format!(
+        "import pyarrow.parquet as pq; t=pq.read_table('{}').to_pylist(); print(len(t), t[0]['class'], 'broken' in t[0]['raw'], t[0]['step'])",
+        d.join("run/failures.parquet").display()
+    ));
+    assert_eq!(got, "1 bad_input True l");
+    let n = py(&format!(
+        "import pyarrow.parquet as pq; print(pq.read_table('{}').num_rows)",
+        d.join("run/out.parquet").display()
+    ));
+    assert_eq!(n, "2");
+}
+
+#[test]
+fn sigkill_mid_step_then_rerun_gives_the_same_records_without_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    big_jsonl(&d.join("big.jsonl"), 400_000);
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "crash"
+[[step]]
+id = "l"
+kind = "load"
+path = "big.jsonl"
+batch_size = 4000
+[[step]]
+id = "f"
+kind = "filter"
+after = ["l"]
+keep = "score >= 3"
+[[step]]
+id = "e"
+kind = "export"
+after = ["f"]
+format = "alpaca"
+path = "out.parquet"
+"#,
+    );
+    // Uninterrupted reference run.
+    let o = run(&["run", "p.toml", "--out", "ref"], d);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Interrupted run: SIGKILL once the load step has committed a few parts but is
+    // not finished.
+    let mut child = retort()
+        .args(["run", "p.toml", "--out", "crashed"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let load_dir = d.join("crashed/steps/l");
+    let start = Instant::now();
+    loop {
+        let parts = std::fs::read_dir(&load_dir)
+            .map(|r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .map(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                        .unwrap_or(false)
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        if parts >= 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "load never committed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let state = std::fs::read_to_string(load_dir.join("state.json")).unwrap();
+    assert!(
+        state.contains("\"done\": false"),
+        "the kill should land mid-step: {state}"
+    );
+    assert!(!d.join("crashed/out.parquet").exists());
+
+    let o = run(&["run", "p.toml", "--out", "crashed"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("crashed/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["resumed"], true);
+    let load = &m["steps"][0];
+    assert!(
+        load["resumed_rows"].as_u64().unwrap() >= 8000,
+        "the load step should continue after its committed batches: {load}"
+    );
+    let cmp = py(&format!(
+        "import pyarrow.parquet as pq\n\
+a=pq.read_table('{}').column('instruction').to_pylist()\n\
+b=pq.read_table('{}').column('instruction').to_pylist()\n\
+print(len(a), len(b), len(set(b)), sorted(a)==sorted(b))",
+        d.join("ref/out.parquet").display(),
+        d.join("crashed/out.parquet").display()
+    ));
+    assert_eq!(cmp, "280000 280000 280000 True");
+}
+
+#[test]
+fn inspect_and_plan_describe_files_and_pipelines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::copy(repo_root().join("seeds/en.jsonl"), d.join("en.jsonl")).unwrap();
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "insp"
+[[step]]
+id = "seeds"
+kind = "load"
+path = "en.jsonl"
+[[step]]
+id = "out"
+kind = "export"
+after = ["seeds"]
+format = "alpaca"
+path = "a.parquet"
+"#,
+    );
+    let o = run(&["plan", "p.toml"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = text(&o);
+    assert!(plan.contains("seeds [load · source]"), "{plan}");
+    assert!(plan.contains("out [export · whole-table] ← seeds"), "{plan}");
+    assert!(plan.contains("rows:   ≤ 171"), "{plan}");
+    let o = run(&["run", "p.toml", "--out", "r"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["inspect", "r/a.parquet", "--rows", "1"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("171"), "{t}");
+    assert!(t.contains("instruction"), "{t}");
+}
