@@ -5,18 +5,24 @@
 
 pub mod api;
 pub mod cpu;
+pub mod evol_instruct;
 pub mod export;
 pub mod filter;
-pub mod load;
-pub mod sample;
-pub mod self_instruct;
-pub mod self_chat;
-pub mod respond;
 pub mod gen_common;
-pub mod evol_instruct;
+pub mod judge;
+pub mod judge_parse;
+pub mod load;
+pub mod novelty_filter;
+pub mod pair;
 pub mod registry;
+pub mod respond;
+pub mod sample;
+pub mod score;
+pub mod self_chat;
+pub mod self_instruct;
 pub mod templates;
 pub mod testing;
+pub mod tiers;
 
 pub use api::*;
 pub use cpu::Cpu;
