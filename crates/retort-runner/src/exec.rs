@@ -128,10 +128,14 @@ impl Teacher for LazyTeacher {
     }
 }
 
+/// The embedder, built on first use, with vectors cached by text hash in the run's
+/// cache so a resumed or repeated run never recomputes them.
 struct LazyEmbedder {
     cfg: EmbedderConfig,
     factory: Arc<dyn Factory>,
     inner: OnceCell<Result<Arc<dyn Embedder>, String>>,
+    cache: Option<Arc<ResponseCache>>,
+    read_cache: bool,
 }
 
 impl LazyEmbedder {
@@ -153,7 +157,43 @@ impl Embedder for LazyEmbedder {
         self.cfg.dim.unwrap_or(384)
     }
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TeacherError> {
-        self.get().await?.embed(texts).await
+        let Some(cache) = &self.cache else {
+            return self.get().await?.embed(texts).await;
+        };
+        let model = self.model().to_string();
+        let hashes: Vec<[u8; 32]> = texts.iter().map(|t| retort_teacher::text_hash(t)).collect();
+        let mut found = if self.read_cache {
+            cache
+                .get_embeddings(&model, hashes.clone())
+                .await
+                .map_err(|e| TeacherError::Other(format!("embedding cache: {e}")))?
+        } else {
+            vec![None; texts.len()]
+        };
+        let missing: Vec<usize> = (0..texts.len()).filter(|i| found[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let todo: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
+            let vecs = self.get().await?.embed(&todo).await?;
+            if vecs.len() != todo.len() {
+                return Err(TeacherError::BadResponse(format!(
+                    "the embedder returned {} vectors for {} texts",
+                    vecs.len(),
+                    todo.len()
+                )));
+            }
+            let items: Vec<([u8; 32], Vec<f32>)> = missing
+                .iter()
+                .zip(&vecs)
+                .map(|(i, v)| (hashes[*i], v.clone()))
+                .collect();
+            cache
+                .put_embeddings(&model, items)
+                .map_err(|e| TeacherError::Other(format!("embedding cache: {e}")))?;
+            for (i, v) in missing.into_iter().zip(vecs) {
+                found[i] = Some(v);
+            }
+        }
+        Ok(found.into_iter().map(|v| v.expect("filled above")).collect())
     }
 }
 
@@ -334,15 +374,15 @@ pub async fn run(
     })?;
     let resumed = run_dir.join("manifest.json").exists();
 
-    let cache = ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
+    let cache = Arc::new(ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
         RunError::Setup(format!(
             "cannot open the response cache in {}: {e}",
             run_dir.display()
         ))
-    })?;
+    })?);
     let accounting = Arc::new(Accounting::new(plan.max_budget_usd));
     let shared = Arc::new(Shared::new(
-        Some(Arc::new(cache)),
+        Some(cache.clone()),
         !opts.no_cache,
         accounting.clone(),
     ));
@@ -365,6 +405,8 @@ pub async fn run(
             cfg: cfg.clone(),
             factory: factory.clone(),
             inner: OnceCell::new(),
+            cache: Some(cache.clone()),
+            read_cache: !opts.no_cache,
         });
         e
     });

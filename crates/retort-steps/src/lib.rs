@@ -4,7 +4,10 @@
 //! batches of records coming in ([`Inputs`]) and an [`OutputSink`] to commit to.
 
 pub mod api;
+pub mod cluster;
 pub mod cpu;
+pub mod dedup;
+pub mod embed;
 pub mod evol_instruct;
 pub mod export;
 pub mod filter;
@@ -22,6 +25,7 @@ pub mod self_chat;
 pub mod self_instruct;
 pub mod templates;
 pub mod testing;
+pub mod text_view;
 pub mod tiers;
 
 pub use api::*;

@@ -109,9 +109,19 @@ pub fn parse_options<T: DeserializeOwned>(spec: &StepSpec) -> Result<T, Vec<Stri
 
 /// Every step kind this build knows, for error hints and `--help`.
 pub const KINDS: &[&str] = &[
-    "load", "filter", "sample", "limit", "export",
-    "score", "judge", "pair", "tiers",
-    "self_instruct", "self_chat", "evol_instruct", "respond",
+    "load",
+    "filter",
+    "sample",
+    "limit",
+    "export",
+    "score",
+    "judge",
+    "pair",
+    "tiers",
+    "self_instruct",
+    "self_chat",
+    "evol_instruct",
+    "respond",
 ];
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,
@@ -123,6 +133,9 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         "sample" => crate::sample::build_sample(spec, ctx),
         "limit" => crate::sample::build_limit(spec, ctx),
         "export" => crate::export::build(spec, ctx),
+        "embed" => crate::embed::build(spec, ctx),
+        "dedup" => crate::dedup::build(spec, ctx),
+        "cluster" => crate::cluster::build(spec, ctx),
         "score" => crate::score::build(spec, ctx),
         "judge" => crate::judge::build(spec, ctx),
         "pair" => crate::pair::build(spec, ctx),

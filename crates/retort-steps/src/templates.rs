@@ -11,6 +11,10 @@ use serde::Serialize;
 const BUILTIN: &[(&str, &str)] = &[
     // (name, include_str!("../../../templates/<name>.jinja")),
     (
+        "cluster_label",
+        include_str!("../../../templates/cluster_label.jinja"),
+    ),
+    (
         "score_quality",
         include_str!("../../../templates/score_quality.jinja"),
     ),

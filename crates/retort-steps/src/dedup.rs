@@ -1,0 +1,425 @@
+//! `dedup`: remove duplicates, keeping the best member of each group.
+//!
+//! Modes: `exact` (normalised hash: NFKC, case-fold, whitespace collapse), `near`
+//! (MinHash-LSH over word or CJK character shingles, exact Jaccard check), `semantic`
+//! (cosine over the records' embeddings ≥ τ; partitioned exact search by default, HNSW
+//! on request). Each removed record goes to the `duplicates` side table with
+//! `labels.duplicate_of`, `labels.duplicate_of_text`, `labels.dedup_mode` and
+//! `scores.similarity`, and to rejections.parquet (reason `duplicate_<mode>`); the
+//! semantic mode also writes its measured recall against exact search to the manifest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::Rejection;
+use retort_vector::dedup::{estimate_recall, Method, SemanticDedup};
+use serde::Deserialize;
+
+use crate::api::*;
+use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::text_view::{score_key, TextView};
+
+/// Options of a `dedup` step.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupOptions {
+    /// `exact`, `near` or `semantic`.
+    pub mode: String,
+    /// Text compared by `exact` and `near` (default `prompt`).
+    #[serde(default)]
+    pub text: TextView,
+    /// `near`: Jaccard threshold (default 0.8); `semantic`: cosine threshold (default 0.95).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// `near`: MinHash permutations.
+    #[serde(default = "default_perm")]
+    pub num_perm: usize,
+    /// `near`: LSH bands (`num_perm` must be a multiple).
+    #[serde(default = "default_bands")]
+    pub bands: usize,
+    /// `semantic`: `partitioned` (default), `hnsw` or `exact`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Score columns that pick the kept member, compared in order, higher wins
+    /// (default: quality, then difficulty); ties keep the earlier record.
+    #[serde(default = "default_keep_by")]
+    pub keep_by: Vec<String>,
+    /// `semantic`: rows searched exactly to estimate recall (0 = skip).
+    #[serde(default = "default_recall_sample")]
+    pub recall_sample: usize,
+}
+
+fn default_perm() -> usize {
+    128
+}
+fn default_bands() -> usize {
+    32
+}
+fn default_method() -> String {
+    "partitioned".into()
+}
+fn default_keep_by() -> Vec<String> {
+    vec!["quality".into(), "difficulty".into()]
+}
+fn default_recall_sample() -> usize {
+    1000
+}
+
+/// Build a `dedup` step.
+pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
+    let o: DedupOptions = parse_options(spec)?;
+    let mut errs = Vec::new();
+    match o.mode.as_str() {
+        "exact" | "near" | "semantic" => {}
+        m => errs.push(format!(
+            "unknown dedup mode `{m}`; hint: use exact, near or semantic"
+        )),
+    }
+    if !["partitioned", "hnsw", "exact"].contains(&o.method.as_str()) {
+        errs.push(format!(
+            "unknown method `{}`; hint: use partitioned, hnsw or exact",
+            o.method
+        ));
+    }
+    if o.bands == 0 || o.num_perm == 0 || o.num_perm % o.bands != 0 {
+        errs.push(format!(
+            "`num_perm` ({}) must be a positive multiple of `bands` ({})",
+            o.num_perm, o.bands
+        ));
+    }
+    if let Some(t) = o.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            errs.push(format!("`threshold` must be in [0, 1], got {t}"));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let writes = format!(
+        "records without {} duplicates (removed ones in steps/{}/duplicates.parquet)",
+        o.mode, spec.id
+    );
+    Ok(Built::new(Arc::new(Dedup { o }), writes))
+}
+
+/// The `dedup` step.
+pub struct Dedup {
+    o: DedupOptions,
+}
+
+/// (removed index, kept index, similarity)
+type Removal = (usize, usize, f64);
+
+fn best_of(group: &[usize], keys: &[Vec<f64>]) -> usize {
+    let mut best = group[0];
+    for &i in &group[1..] {
+        if keys[i]
+            .partial_cmp(&keys[best])
+            .is_some_and(|o| o == std::cmp::Ordering::Greater)
+        {
+            best = i;
+        }
+    }
+    best
+}
+
+fn exact_removals(texts: &[String], keys: &[Vec<f64>]) -> Vec<Removal> {
+    let mut groups: HashMap<u128, Vec<usize>> = HashMap::new();
+    for (i, t) in texts.iter().enumerate() {
+        groups
+            .entry(retort_text::normalize::exact_key(t))
+            .or_default()
+            .push(i);
+    }
+    let mut out = Vec::new();
+    for g in groups.values().filter(|g| g.len() > 1) {
+        let keep = best_of(g, keys);
+        out.extend(g.iter().filter(|i| **i != keep).map(|&i| (i, keep, 1.0)));
+    }
+    out
+}
+
+fn near_removals(
+    texts: &[String],
+    keys: &[Vec<f64>],
+    num_perm: usize,
+    bands: usize,
+    threshold: f64,
+) -> Vec<Removal> {
+    let hasher = retort_text::minhash::MinHasher::new(num_perm, 0x5eed);
+    let pairs = hasher.near_duplicates(texts, bands, threshold);
+    let as_u32: Vec<(u32, u32, f32)> = pairs
+        .iter()
+        .map(|(a, b, j)| (*a as u32, *b as u32, *j as f32))
+        .collect();
+    let groups = retort_vector::union_find::groups(texts.len(), &as_u32);
+    let mut out = Vec::new();
+    for g in groups {
+        let g: Vec<usize> = g.into_iter().map(|i| i as usize).collect();
+        let keep = best_of(&g, keys);
+        let ks = hasher.shingles(&texts[keep]);
+        for &i in g.iter().filter(|i| **i != keep) {
+            let sim = retort_text::minhash::jaccard(&hasher.shingles(&texts[i]), &ks);
+            out.push((i, keep, sim));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Step for Dedup {
+    fn shape(&self) -> Shape {
+        Shape::WholeTable
+    }
+
+    async fn run(
+        &self,
+        ctx: &StepCtx,
+        inputs: Inputs,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError> {
+        let records = inputs.read_all().await?;
+        let n = records.len();
+        ctx.stats.set_total(n as u64);
+        let keys: Vec<Vec<f64>> = records.iter().map(|r| score_key(r, &self.o.keep_by)).collect();
+        let o = self.o.clone();
+        let mode = o.mode.clone();
+        let (removals, recall) = if mode == "semantic" {
+            let dim = match records.iter().find_map(|r| r.embedding.as_ref()) {
+                Some(v) => v.len(),
+                None if n == 0 => 0,
+                None => {
+                    return Err(StepError::Config(format!(
+                        "step `{}`: semantic dedup needs embeddings; add an `embed` step before it",
+                        ctx.step_id
+                    )))
+                }
+            };
+            if let Some(r) = records
+                .iter()
+                .find(|r| r.embedding.as_ref().map(Vec::len) != Some(dim))
+            {
+                return Err(StepError::Config(format!(
+                    "step `{}`: record `{}` has no embedding or one of another size (expected {dim})",
+                    ctx.step_id, r.id
+                )));
+            }
+            let mut flat = Vec::with_capacity(n * dim);
+            for r in &records {
+                flat.extend_from_slice(r.embedding.as_ref().expect("checked above"));
+            }
+            let seed = ctx.seed;
+            let keys2 = keys.clone();
+            ctx.cpu
+                .run(move || {
+                    if n == 0 {
+                        return (vec![], None);
+                    }
+                    let method = match o.method.as_str() {
+                        "hnsw" => Method::hnsw(),
+                        "exact" => Method::Exact,
+                        _ => Method::partitioned(),
+                    };
+                    let sd = SemanticDedup {
+                        threshold: o.threshold.unwrap_or(0.95) as f32,
+                        method,
+                    };
+                    let outcome = sd.dedup(&flat, dim, |i| keys2[i as usize].clone());
+                    let recall = (o.recall_sample > 0).then(|| {
+                        estimate_recall(
+                            &flat,
+                            dim,
+                            sd.threshold,
+                            &outcome.pairs,
+                            o.recall_sample,
+                            seed,
+                        )
+                    });
+                    let rem = outcome
+                        .removed
+                        .iter()
+                        .map(|r| (r.index as usize, r.duplicate_of as usize, r.similarity as f64))
+                        .collect();
+                    (rem, recall)
+                })
+                .await
+        } else {
+            let texts: Vec<String> = records.iter().map(|r| o.text.text(r)).collect();
+            let keys2 = keys.clone();
+            let rem = ctx
+                .cpu
+                .run(move || {
+                    if mode == "exact" {
+                        exact_removals(&texts, &keys2)
+                    } else {
+                        near_removals(
+                            &texts,
+                            &keys2,
+                            o.num_perm,
+                            o.bands,
+                            o.threshold.unwrap_or(0.8),
+                        )
+                    }
+                })
+                .await;
+            (rem, None)
+        };
+        if let Some(r) = recall {
+            ctx.stats.set_metric("recall_sampled_rows", r.sampled_rows as f64);
+            ctx.stats.set_metric("recall_true_pairs", r.true_pairs as f64);
+            if let Some(v) = r.recall() {
+                ctx.stats.set_metric("recall", v);
+            }
+        }
+        let mut removed_of: HashMap<usize, (usize, f64)> = HashMap::new();
+        for (i, k, s) in removals {
+            removed_of.insert(i, (k, s));
+        }
+        ctx.stats.set_metric("removed", removed_of.len() as f64);
+        let mut dups = Vec::new();
+        let mut rejections = Vec::new();
+        let mut kept = Vec::with_capacity(n - removed_of.len());
+        let kept_info: HashMap<usize, (String, String)> = removed_of
+            .values()
+            .map(|(k, _)| (*k, (records[*k].id.clone(), self.o.text.text(&records[*k]))))
+            .collect();
+        for (i, r) in records.into_iter().enumerate() {
+            match removed_of.get(&i) {
+                None => kept.push(r),
+                Some((k, sim)) => {
+                    let (kid, ktext) = kept_info[k].clone();
+                    rejections.push(Rejection {
+                        step: ctx.step_id.clone(),
+                        record_id: r.id.clone(),
+                        reason: format!("duplicate_{}", self.o.mode),
+                        detail: format!("{sim:.3} vs {kid}"),
+                        text: self.o.text.text(&r),
+                    });
+                    let mut d = r;
+                    d.embedding = None;
+                    d.labels.insert("duplicate_of".into(), kid);
+                    d.labels.insert("duplicate_of_text".into(), ktext);
+                    d.labels.insert("dedup_mode".into(), self.o.mode.clone());
+                    d.scores.insert("similarity".into(), *sim);
+                    dups.push(d);
+                }
+            }
+        }
+        ctx.stats.count_rejections(&rejections);
+        ctx.stats.add_done(n as u64);
+        out.side_table("duplicates", dups).await?;
+        out.commit(Batch {
+            records: kept,
+            rejections,
+            consumed: n as u64,
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use retort_core::Record;
+
+    fn rec(id: &str, text: &str, q: f64) -> Record {
+        let mut r = Record {
+            id: id.into(),
+            instruction: Some(text.into()),
+            ..Default::default()
+        };
+        r.scores.insert("quality".into(), q);
+        r
+    }
+
+    fn step(mode: &str) -> Dedup {
+        Dedup {
+            o: DedupOptions {
+                mode: mode.into(),
+                text: TextView::Instruction,
+                threshold: None,
+                num_perm: 128,
+                bands: 32,
+                method: "partitioned".into(),
+                keep_by: default_keep_by(),
+                recall_sample: 100,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn exact_keeps_the_best_scored_variant() {
+        let rows = vec![
+            rec("a", "Name three  prime numbers.", 3.0),
+            rec("b", "name three prime numbers.", 8.0),
+            rec("c", "Ｎａｍｅ three prime numbers.", 5.0),
+            rec("d", "Write a poem.", 1.0),
+        ];
+        let ctx = test_ctx("d", Default::default(), None);
+        let mut out = MemSink::default();
+        step("exact")
+            .run(&ctx, inputs_from(rows, 2), &mut out)
+            .await
+            .unwrap();
+        let kept: Vec<String> = out.records().iter().map(|r| r.id.clone()).collect();
+        assert_eq!(kept, vec!["b", "d"]);
+        let d = &out.sides["duplicates"];
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(|r| r.labels["duplicate_of"] == "b"));
+        assert_eq!(out.rejections().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn semantic_groups_by_cosine_and_reports_recall() {
+        let mut rows = Vec::new();
+        let basis = |k: usize| {
+            let mut v = vec![0.0f32; 8];
+            v[k] = 1.0;
+            v
+        };
+        for (i, k, q) in [(0, 0, 1.0), (1, 0, 9.0), (2, 1, 5.0), (3, 2, 5.0)] {
+            let mut r = rec(&format!("r{i}"), &format!("text {i}"), q);
+            let mut v = basis(k);
+            if i == 1 {
+                v[3] = 0.05;
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= n);
+            }
+            r.embedding = Some(v);
+            rows.push(r);
+        }
+        let ctx = test_ctx("s", Default::default(), None);
+        let mut out = MemSink::default();
+        step("semantic")
+            .run(&ctx, inputs_from(rows, 10), &mut out)
+            .await
+            .unwrap();
+        let kept: Vec<String> = out.records().iter().map(|r| r.id.clone()).collect();
+        assert_eq!(kept, vec!["r1", "r2", "r3"]);
+        let d = &out.sides["duplicates"][0];
+        assert_eq!(d.id, "r0");
+        assert!(d.scores["similarity"] > 0.99);
+        assert_eq!(ctx.stats.metrics.lock().unwrap()["recall"], 1.0);
+    }
+
+    #[tokio::test]
+    async fn near_catches_small_edits() {
+        let base = "Explain how a refrigerator keeps food cold using the vapour compression cycle and why it needs a compressor";
+        let rows = vec![
+            rec("a", base, 2.0),
+            rec("b", &format!("{base}."), 6.0),
+            rec("c", "Write a limerick about a cat who learns to play the violin at night", 4.0),
+        ];
+        let ctx = test_ctx("n", Default::default(), None);
+        let mut out = MemSink::default();
+        step("near")
+            .run(&ctx, inputs_from(rows, 10), &mut out)
+            .await
+            .unwrap();
+        let kept: Vec<String> = out.records().iter().map(|r| r.id.clone()).collect();
+        assert_eq!(kept, vec!["b", "c"]);
+    }
+}

@@ -1,0 +1,60 @@
+//! Which text of a record a step looks at (embed, dedup, cluster labels). One place, so
+//! "the instruction" means the same thing in every step.
+
+use retort_core::Record;
+use serde::Deserialize;
+
+/// A text view of a record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextView {
+    /// `instruction` (or the first user turn for chats).
+    Instruction,
+    /// Instruction and input joined by a blank line (or the first user turn).
+    #[default]
+    Prompt,
+    /// The first user turn of the chat view.
+    FirstUser,
+    /// The final answer.
+    Response,
+    /// Every turn of the chat view, `role: content` per line.
+    Chat,
+}
+
+impl TextView {
+    /// The text of `r` under this view ("" when the record has none).
+    pub fn text(self, r: &Record) -> String {
+        match self {
+            TextView::Instruction => r
+                .instruction
+                .clone()
+                .unwrap_or_else(|| r.prompt_text()),
+            TextView::Prompt => r.prompt_text(),
+            TextView::FirstUser => r
+                .chat()
+                .into_iter()
+                .find(|m| m.role == "user")
+                .map(|m| m.content)
+                .unwrap_or_default(),
+            TextView::Response => r.response_text().unwrap_or_default(),
+            TextView::Chat => r
+                .chat()
+                .iter()
+                .map(|m| format!("{}: {}", m.role, m.content))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+/// A sort key from score columns, higher is better: the record's values of `columns`
+/// in order, missing values lowest.
+pub fn score_key(r: &Record, columns: &[String]) -> Vec<f64> {
+    columns
+        .iter()
+        .map(|c| match r.column(c) {
+            Some(retort_core::ColumnValue::Num(v)) => v,
+            _ => f64::NEG_INFINITY,
+        })
+        .collect()
+}
