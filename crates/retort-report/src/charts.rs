@@ -81,7 +81,14 @@ const SH: f64 = 30.0;
 /// A sparkline histogram with a tick at the mean. Bars are scaled to this histogram's
 /// own tallest bin: the point is the shape of each cluster, not its size (the size has
 /// its own column).
-pub(crate) fn histogram(out: &mut String, bins: &Bins, counts: &[u64], mean: Option<f64>, colour: &str, what: &str) {
+pub(crate) fn histogram(
+    out: &mut String,
+    bins: &Bins,
+    counts: &[u64],
+    mean: Option<f64>,
+    colour: &str,
+    what: &str,
+) {
     let max = counts.iter().copied().max().unwrap_or(0);
     let total: u64 = counts.iter().sum();
     let bw = SW / bins.n as f64;
@@ -113,7 +120,10 @@ pub(crate) fn histogram(out: &mut String, bins: &Bins, counts: &[u64], mean: Opt
     }
     if let Some(m) = mean.filter(|m| m.is_finite()) {
         let x = bins.frac(m) * SW;
-        w!(out, r#"<line class="mean" x1="{x:.1}" x2="{x:.1}" y1="0" y2="{SH}"/>"#);
+        w!(
+            out,
+            r#"<line class="mean" x1="{x:.1}" x2="{x:.1}" y1="0" y2="{SH}"/>"#
+        );
     }
     out.push_str("</svg>");
 }
@@ -127,7 +137,10 @@ mod tests {
         let b = Bins::covering([1.0, 3.0, 10.0].into_iter()).unwrap();
         assert!(b.integer);
         assert_eq!(b.n, 10);
-        assert_eq!(b.counts([1.0, 1.0, 10.0, 5.0].into_iter()), vec![2, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            b.counts([1.0, 1.0, 10.0, 5.0].into_iter()),
+            vec![2, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use retort_core::{Message, Provenance, Record};
 
-use crate::{ClusterInfo, DedupMode, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
+use crate::{
+    ClusterInfo, DedupMode, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow,
+};
 
 /// Id of the hostile record in [`demo_input`].
 pub const MALICIOUS_ID: &str = "rec-xss-0001";
@@ -50,8 +52,27 @@ fn topics() -> Vec<Topic> {
             quality: 7.4,
             difficulty: 5.5,
             make: |r| {
-                let what = pick(r, &["removes duplicate items from a list while keeping order", "parses an ISO 8601 date string", "counts word frequencies in a text file", "flattens a nested list", "checks whether a string is a palindrome", "merges two sorted lists", "computes the moving average of a sequence"]);
-                let extra = pick(r, &["", " Include type hints.", " Add a docstring and two doctests.", " Avoid external libraries."]);
+                let what = pick(
+                    r,
+                    &[
+                        "removes duplicate items from a list while keeping order",
+                        "parses an ISO 8601 date string",
+                        "counts word frequencies in a text file",
+                        "flattens a nested list",
+                        "checks whether a string is a palindrome",
+                        "merges two sorted lists",
+                        "computes the moving average of a sequence",
+                    ],
+                );
+                let extra = pick(
+                    r,
+                    &[
+                        "",
+                        " Include type hints.",
+                        " Add a docstring and two doctests.",
+                        " Avoid external libraries.",
+                    ],
+                );
                 (
                     format!("Write a Python function that {what}.{extra}"),
                     None,
@@ -86,15 +107,34 @@ fn topics() -> Vec<Topic> {
             difficulty: 3.6,
             make: |r| {
                 let (en, zh) = *[
-                    ("The meeting has been moved to Thursday afternoon.", "会议已改到星期四下午。"),
-                    ("Please keep the receipt for your records.", "请保留收据以备查。"),
-                    ("The library closes early on public holidays.", "图书馆在公共假日提前闭馆。"),
-                    ("Our flight was delayed because of fog.", "我们的航班因大雾延误了。"),
-                    ("She has been learning the piano for ten years.", "她学钢琴已经十年了。"),
+                    (
+                        "The meeting has been moved to Thursday afternoon.",
+                        "会议已改到星期四下午。",
+                    ),
+                    (
+                        "Please keep the receipt for your records.",
+                        "请保留收据以备查。",
+                    ),
+                    (
+                        "The library closes early on public holidays.",
+                        "图书馆在公共假日提前闭馆。",
+                    ),
+                    (
+                        "Our flight was delayed because of fog.",
+                        "我们的航班因大雾延误了。",
+                    ),
+                    (
+                        "She has been learning the piano for ten years.",
+                        "她学钢琴已经十年了。",
+                    ),
                 ]
                 .get(r.random_range(0..5))
                 .unwrap_or(&("", ""));
-                (format!("Translate into Simplified Chinese: \"{en}\""), None, zh.to_string())
+                (
+                    format!("Translate into Simplified Chinese: \"{en}\""),
+                    None,
+                    zh.to_string(),
+                )
             },
         },
         Topic {
@@ -105,12 +145,31 @@ fn topics() -> Vec<Topic> {
             quality: 6.2,
             difficulty: 3.1,
             make: |r| {
-                let thing = pick(r, &["autumn rain", "a mountain lake", "the first snow", "fireflies at dusk", "a desert wind"]);
-                let style = pick(r, &["a haiku", "free verse", "a limerick", "a sonnet's first quatrain"]);
+                let thing = pick(
+                    r,
+                    &[
+                        "autumn rain",
+                        "a mountain lake",
+                        "the first snow",
+                        "fireflies at dusk",
+                        "a desert wind",
+                    ],
+                );
+                let style = pick(
+                    r,
+                    &[
+                        "a haiku",
+                        "free verse",
+                        "a limerick",
+                        "a sonnet's first quatrain",
+                    ],
+                );
                 (
                     format!("Write {style} about {thing}."),
                     None,
-                    format!("Quiet over {thing},\nthe evening folds its hands —\nlight remembers us."),
+                    format!(
+                        "Quiet over {thing},\nthe evening folds its hands —\nlight remembers us."
+                    ),
                 )
             },
         },
@@ -122,7 +181,16 @@ fn topics() -> Vec<Topic> {
             quality: 7.0,
             difficulty: 4.8,
             make: |r| {
-                let topic = pick(r, &["coral reef bleaching", "remote work productivity", "urban heat islands", "the history of the printing press", "battery recycling"]);
+                let topic = pick(
+                    r,
+                    &[
+                        "coral reef bleaching",
+                        "remote work productivity",
+                        "urban heat islands",
+                        "the history of the printing press",
+                        "battery recycling",
+                    ],
+                );
                 (
                     "Summarise the following paragraph in one sentence.".to_string(),
                     Some(format!("Recent studies on {topic} show a mixed picture: some effects are stronger than expected, others weaker, and researchers disagree about the causes. Several reports call for better long-term data before policy decisions are made.")),
@@ -139,7 +207,10 @@ fn topics() -> Vec<Topic> {
             difficulty: 6.4,
             make: |r| {
                 let (what, table) = *[
-                    ("the ten customers with the highest total order value", "orders"),
+                    (
+                        "the ten customers with the highest total order value",
+                        "orders",
+                    ),
                     ("monthly revenue for 2024", "invoices"),
                     ("the average rating per product category", "reviews"),
                     ("employees who earn more than their manager", "employees"),
@@ -162,7 +233,15 @@ fn topics() -> Vec<Topic> {
             difficulty: 2.4,
             make: |r| {
                 let n = r.random_range(3..8);
-                let goal = pick(r, &["sleeping better during exam season", "starting to run at 40", "staying active with a desk job", "reducing evening screen time"]);
+                let goal = pick(
+                    r,
+                    &[
+                        "sleeping better during exam season",
+                        "starting to run at 40",
+                        "staying active with a desk job",
+                        "reducing evening screen time",
+                    ],
+                );
                 (
                     format!("Give {n} practical tips for {goal}."),
                     None,
@@ -179,7 +258,16 @@ fn topics() -> Vec<Topic> {
             quality: 6.5,
             difficulty: 5.0,
             make: |r| {
-                let who = pick(r, &["Ada Lovelace", "Zheng He", "Mansa Musa", "Hypatia", "Ibn Battuta"]);
+                let who = pick(
+                    r,
+                    &[
+                        "Ada Lovelace",
+                        "Zheng He",
+                        "Mansa Musa",
+                        "Hypatia",
+                        "Ibn Battuta",
+                    ],
+                );
                 (
                     format!("Who was {who}, and why are they remembered today?"),
                     None,
@@ -211,14 +299,22 @@ pub fn demo_input(seed: u64) -> ReportInput {
         let (instruction, input, output) = (t.make)(&mut rng);
         let mut scores = BTreeMap::new();
         let q = (t.quality + 1.4 * gauss(&mut rng)).round().clamp(1.0, 10.0);
-        let d = (t.difficulty + 1.6 * gauss(&mut rng)).round().clamp(1.0, 10.0);
+        let d = (t.difficulty + 1.6 * gauss(&mut rng))
+            .round()
+            .clamp(1.0, 10.0);
         scores.insert("quality".to_string(), q);
         scores.insert("difficulty".to_string(), d);
         scores.insert("len_chars".to_string(), output.chars().count() as f64);
         let mut labels = BTreeMap::new();
-        labels.insert("language".to_string(), if c == 2 { "zh" } else { "en" }.to_string());
+        labels.insert(
+            "language".to_string(),
+            if c == 2 { "zh" } else { "en" }.to_string(),
+        );
         let (dx, dy) = (gauss(&mut rng), gauss(&mut rng));
-        points.push([(t.centre[0] + t.spread[0] * dx) as f32, (t.centre[1] + t.spread[1] * dy) as f32]);
+        points.push([
+            (t.centre[0] + t.spread[0] * dx) as f32,
+            (t.centre[1] + t.spread[1] * dy) as f32,
+        ]);
         members[c].push(records.len());
         records.push(Record {
             id: format!("rec-{i:05}"),
@@ -285,7 +381,11 @@ pub fn demo_input(seed: u64) -> ReportInput {
                 (p[0] as f64 - t.centre[0]).powi(2) + (p[1] as f64 - t.centre[1]).powi(2)
             };
             by_dist.sort_by(|&a, &b| dist(a).total_cmp(&dist(b)));
-            let representatives = by_dist.iter().take(3).map(|&i| records[i].id.clone()).collect();
+            let representatives = by_dist
+                .iter()
+                .take(3)
+                .map(|&i| records[i].id.clone())
+                .collect();
             let mut mean_scores = BTreeMap::new();
             for k in ["quality", "difficulty"] {
                 let s: f64 = m.iter().map(|&i| records[i].scores[k]).sum();
@@ -320,7 +420,9 @@ pub fn demo_input(seed: u64) -> ReportInput {
         let removed_text = match mode {
             DedupMode::Exact => format!("  {}  ", kept_text.to_uppercase()),
             DedupMode::Near => format!("{} Please be concise.", kept_text),
-            DedupMode::Semantic => format!("Could you help with this: {}", kept_text.to_lowercase()),
+            DedupMode::Semantic => {
+                format!("Could you help with this: {}", kept_text.to_lowercase())
+            }
         };
         duplicates.push(DuplicateRow {
             removed_id: format!("rec-dup-{j:03}"),
@@ -333,7 +435,8 @@ pub fn demo_input(seed: u64) -> ReportInput {
     }
     duplicates.push(DuplicateRow {
         removed_id: "rec-dup-xss".into(),
-        removed_text: "<script>document.title='PWN'+'ED'</script> Explain what this snippet does".into(),
+        removed_text: "<script>document.title='PWN'+'ED'</script> Explain what this snippet does"
+            .into(),
         kept_id: MALICIOUS_ID.into(),
         kept_text: MALICIOUS_TEXT.into(),
         similarity: 0.958,
@@ -363,7 +466,12 @@ pub fn demo_input(seed: u64) -> ReportInput {
     steps[0].seconds = 0.04;
     steps[1].seconds = 1_412.0;
     steps[1].failures = 9;
-    steps[1].rejected = [("rouge_l".to_string(), 312), ("keyword".to_string(), 41), ("too_short".to_string(), 17)].into();
+    steps[1].rejected = [
+        ("rouge_l".to_string(), 312),
+        ("keyword".to_string(), 41),
+        ("too_short".to_string(), 17),
+    ]
+    .into();
     steps[1].prompt_tokens = 1_874_220;
     steps[1].completion_tokens = 912_408;
     steps[1].cost_usd = 0.8421;
@@ -374,7 +482,11 @@ pub fn demo_input(seed: u64) -> ReportInput {
     steps[2].cost_usd = 0.2735;
     steps[3].seconds = 21.7;
     steps[4].seconds = 2.9;
-    steps[4].metrics = [("recall".to_string(), 0.994), ("threshold".to_string(), 0.95)].into();
+    steps[4].metrics = [
+        ("recall".to_string(), 0.994),
+        ("threshold".to_string(), 0.95),
+    ]
+    .into();
     steps[5].seconds = 0.02;
     steps[5].rejected = [("quality<3".to_string(), 6)].into();
     steps[6].seconds = 4.1;
@@ -418,10 +530,17 @@ pub fn demo_input(seed: u64) -> ReportInput {
             started_at: Some("2026-11-25T09:12:03Z".into()),
             finished_at: Some("2026-11-25T09:42:33Z".into()),
             seconds: Some(1_830.0),
-            pipeline_hash: Some("9f2c4e71b0a35d8e6c1f27a4b9d0e3f5a1c2b3d4e5f60718293a4b5c6d7e8f90".into()),
+            pipeline_hash: Some(
+                "9f2c4e71b0a35d8e6c1f27a4b9d0e3f5a1c2b3d4e5f60718293a4b5c6d7e8f90".into(),
+            ),
             steps,
             teachers,
-            failures_by_class: [("http_429".to_string(), 2), ("parse".to_string(), 7), ("truncated".to_string(), 3)].into(),
+            failures_by_class: [
+                ("http_429".to_string(), 2),
+                ("parse".to_string(), 7),
+                ("truncated".to_string(), 3),
+            ]
+            .into(),
         },
     }
 }

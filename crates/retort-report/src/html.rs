@@ -41,7 +41,7 @@ pub fn int(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -98,7 +98,10 @@ pub(crate) use w;
 
 /// A `<span>` coloured swatch for legends and headings.
 pub fn swatch(out: &mut String, colour: &str) {
-    let _ = write!(out, r#"<span class="sw" style="background:{colour}"></span>"#);
+    let _ = write!(
+        out,
+        r#"<span class="sw" style="background:{colour}"></span>"#
+    );
 }
 
 #[cfg(test)]
@@ -116,7 +119,11 @@ mod tests {
             "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
         );
         assert_eq!(esc("a'b&c"), "a&#39;b&amp;c");
-        assert_eq!(esc("&amp;"), "&amp;amp;", "already-escaped text is escaped again");
+        assert_eq!(
+            esc("&amp;"),
+            "&amp;amp;",
+            "already-escaped text is escaped again"
+        );
     }
 
     #[test]

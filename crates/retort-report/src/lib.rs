@@ -29,7 +29,7 @@ mod html;
 mod map;
 
 pub use html::{esc as escape_html, truncate};
-pub use map::{pca_2d, sample_evenly};
+pub use map::sample_evenly;
 
 #[doc(hidden)]
 pub use demo::demo_input;
@@ -59,7 +59,8 @@ pub struct ReportInput {
     /// `embedding` is only needed when `points` is `None`.
     pub records: Vec<Record>,
     /// 2-D map coordinates, one per record in the same order. `None` projects the
-    /// embeddings with [`pca_2d`]; with neither, the map section says why it is empty.
+    /// embeddings with `retort_vector::project::pca_2d`; with neither, the map section
+    /// says why it is empty.
     pub points: Option<Vec<[f32; 2]>>,
     /// One entry per cluster. Clusters that records name but this list lacks are still
     /// shown, with sizes counted from the records and no label.
@@ -242,7 +243,8 @@ use html::{esc, int, num, secs, usd, w};
 pub fn render(input: &ReportInput) -> String {
     let view = View::new(input);
     let mut out = String::with_capacity(64 * 1024 + input.records.len() * 400);
-    let script_hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
+    let script_hash =
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     w!(
         &mut out,
         r#"<!DOCTYPE html>
@@ -328,27 +330,60 @@ impl<'a> View<'a> {
         let scores: Vec<(&'static str, charts::Bins)> = SCORE_KEYS
             .iter()
             .filter_map(|&k| {
-                charts::Bins::covering(input.records.iter().filter_map(|r| r.scores.get(k).copied())).map(|b| (k, b))
+                charts::Bins::covering(
+                    input
+                        .records
+                        .iter()
+                        .filter_map(|r| r.scores.get(k).copied()),
+                )
+                .map(|b| (k, b))
             })
             .collect();
         let info: HashMap<u32, &ClusterInfo> = input.clusters.iter().map(|c| (c.id, c)).collect();
         for row in &mut rows {
             for &(k, _) in &scores {
-                let given = row.id.and_then(|id| info.get(&id)).and_then(|c| c.mean_scores.get(k)).copied();
-                let mean = given.or_else(|| mean(row.members.iter().filter_map(|&i| input.records[i].scores.get(k).copied())));
+                let given = row
+                    .id
+                    .and_then(|id| info.get(&id))
+                    .and_then(|c| c.mean_scores.get(k))
+                    .copied();
+                let mean = given.or_else(|| {
+                    mean(
+                        row.members
+                            .iter()
+                            .filter_map(|&i| input.records[i].scores.get(k).copied()),
+                    )
+                });
                 if let Some(m) = mean {
                     row.means.insert(k, m);
                 }
             }
         }
         // Largest first; the unclustered row (id None) sorts after real clusters of equal size.
-        rows.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.is_none().cmp(&b.id.is_none())).then(a.id.cmp(&b.id)));
-        let by_id = input.records.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
-        View { clusters: rows, scores, by_id }
+        rows.sort_by(|a, b| {
+            b.size
+                .cmp(&a.size)
+                .then(a.id.is_none().cmp(&b.id.is_none()))
+                .then(a.id.cmp(&b.id))
+        });
+        let by_id = input
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        View {
+            clusters: rows,
+            scores,
+            by_id,
+        }
     }
 
     fn label_of(&self, id: u32) -> Option<String> {
-        self.clusters.iter().find(|c| c.id == Some(id)).and_then(|c| c.label.map(str::to_string))
+        self.clusters
+            .iter()
+            .find(|c| c.id == Some(id))
+            .and_then(|c| c.label.map(str::to_string))
     }
 }
 
@@ -380,13 +415,21 @@ fn status_class(status: &str) -> &'static str {
 
 fn header(out: &mut String, input: &ReportInput) {
     let s = &input.summary;
-    w!(out, r#"<header class="top"><div class="wrap"><h1>{}</h1><p class="sub">"#, esc(&input.title));
+    w!(
+        out,
+        r#"<header class="top"><div class="wrap"><h1>{}</h1><p class="sub">"#,
+        esc(&input.title)
+    );
     let mut bits: Vec<String> = Vec::new();
     if !s.name.is_empty() {
         bits.push(format!("pipeline <b>{}</b>", esc(&s.name)));
     }
     if !s.status.is_empty() {
-        bits.push(format!(r#"<span class="badge {}">{}</span>"#, status_class(&s.status), esc(&s.status)));
+        bits.push(format!(
+            r#"<span class="badge {}">{}</span>"#,
+            status_class(&s.status),
+            esc(&s.status)
+        ));
     }
     if let Some(t) = &s.started_at {
         bits.push(format!("started {}", esc(t)));
@@ -395,7 +438,11 @@ fn header(out: &mut String, input: &ReportInput) {
         bits.push(format!("finished {}", esc(t)));
     }
     if let Some(h) = &s.pipeline_hash {
-        bits.push(format!(r#"hash <code title="{}">{}</code>"#, esc(h), esc(&truncate(h, 12))));
+        bits.push(format!(
+            r#"hash <code title="{}">{}</code>"#,
+            esc(h),
+            esc(&truncate(h, 12))
+        ));
     }
     out.push_str(&bits.join(r#" <span class="dot">·</span> "#));
     out.push_str(
@@ -405,7 +452,10 @@ fn header(out: &mut String, input: &ReportInput) {
 }
 
 fn stat(out: &mut String, key: &str, value: &str, sub: Option<&str>) {
-    w!(out, r#"<div class="stat"><div class="k">{key}</div><div class="v">{value}</div>"#);
+    w!(
+        out,
+        r#"<div class="stat"><div class="k">{key}</div><div class="v">{value}</div>"#
+    );
     if let Some(sub) = sub {
         w!(out, r#"<div class="s">{sub}</div>"#);
     }
@@ -415,27 +465,53 @@ fn stat(out: &mut String, key: &str, value: &str, sub: Option<&str>) {
 fn summary(out: &mut String, input: &ReportInput) {
     let s = &input.summary;
     let failures: u64 = s.steps.iter().map(|r| r.failures).sum();
-    let rejections: u64 = s.steps.iter().map(|r| r.rejected.values().sum::<u64>()).sum();
+    let rejections: u64 = s
+        .steps
+        .iter()
+        .map(|r| r.rejected.values().sum::<u64>())
+        .sum();
     let (pt, ct, cost) = if s.teachers.is_empty() {
-        s.steps
-            .iter()
-            .fold((0, 0, 0.0), |a, r| (a.0 + r.prompt_tokens, a.1 + r.completion_tokens, a.2 + r.cost_usd))
+        s.steps.iter().fold((0, 0, 0.0), |a, r| {
+            (
+                a.0 + r.prompt_tokens,
+                a.1 + r.completion_tokens,
+                a.2 + r.cost_usd,
+            )
+        })
     } else {
-        s.teachers
-            .iter()
-            .fold((0, 0, 0.0), |a, r| (a.0 + r.prompt_tokens, a.1 + r.completion_tokens, a.2 + r.cost_usd))
+        s.teachers.iter().fold((0, 0, 0.0), |a, r| {
+            (
+                a.0 + r.prompt_tokens,
+                a.1 + r.completion_tokens,
+                a.2 + r.cost_usd,
+            )
+        })
     };
     out.push_str(r#"<section id="summary"><h2>Run summary</h2><div class="stats">"#);
-    let status = if s.status.is_empty() { "unknown" } else { s.status.as_str() };
+    let status = if s.status.is_empty() {
+        "unknown"
+    } else {
+        s.status.as_str()
+    };
+    let took = s.seconds.map(|t| format!("wall time {}", secs(t)));
     stat(
         out,
         "Status",
-        &format!(r#"<span class="badge big {}">{}</span>"#, status_class(status), esc(status)),
+        &format!(
+            r#"<span class="badge big {}">{}</span>"#,
+            status_class(status),
+            esc(status)
+        ),
+        took.as_deref(),
+    );
+    stat(out, "Records", &int(input.records.len() as u64), None);
+    stat(out, "Clusters", &int(input.clusters.len() as u64), None);
+    stat(
+        out,
+        "Duplicates removed",
+        &int(input.duplicates.len() as u64),
         None,
     );
-    stat(out, "Records kept", &int(input.records.len() as u64), None);
-    stat(out, "Clusters", &int(input.clusters.len() as u64), None);
-    stat(out, "Duplicates removed", &int(input.duplicates.len() as u64), None);
     stat(out, "Failures", &int(failures), None);
     stat(out, "Rejections", &int(rejections), None);
     stat(
@@ -445,9 +521,6 @@ fn summary(out: &mut String, input: &ReportInput) {
         Some(&format!("{} prompt · {} completion", int(pt), int(ct))),
     );
     stat(out, "Cost", &usd(cost), None);
-    if let Some(t) = s.seconds {
-        stat(out, "Wall time", &secs(t), None);
-    }
     out.push_str("</div>");
 
     if s.steps.is_empty() {
@@ -482,7 +555,11 @@ fn summary(out: &mut String, input: &ReportInput) {
                 metrics
             );
             if let Some(e) = &r.error {
-                w!(out, r#"<tr class="err"><td colspan="11">{}</td></tr>"#, esc(e));
+                w!(
+                    out,
+                    r#"<tr class="err"><td colspan="11">{}</td></tr>"#,
+                    esc(e)
+                );
             }
         }
         out.push_str("</tbody></table></div>");
@@ -492,7 +569,11 @@ fn summary(out: &mut String, input: &ReportInput) {
     let reasons: Vec<(&str, &str, u64)> = s
         .steps
         .iter()
-        .flat_map(|r| r.rejected.iter().map(move |(k, v)| (r.id.as_str(), k.as_str(), *v)))
+        .flat_map(|r| {
+            r.rejected
+                .iter()
+                .map(move |(k, v)| (r.id.as_str(), k.as_str(), *v))
+        })
         .collect();
     out.push_str(r#"<div><h3>Rejections by reason</h3>"#);
     if reasons.is_empty() {
@@ -517,10 +598,20 @@ fn summary(out: &mut String, input: &ReportInput) {
         if failures == 0 {
             out.push_str(r#"<p class="note">No record failed.</p>"#);
         } else {
-            w!(out, r#"<p class="note">{} failures; their classes were not recorded.</p>"#, int(failures));
+            w!(
+                out,
+                r#"<p class="note">{} failures; their classes were not recorded.</p>"#,
+                int(failures)
+            );
         }
     } else {
-        let max = s.failures_by_class.values().copied().max().unwrap_or(1).max(1);
+        let max = s
+            .failures_by_class
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1);
         out.push_str(r#"<table class="failures"><thead><tr><th>Class</th><th class="n">Count</th><th></th></tr></thead><tbody>"#);
         for (class, n) in &s.failures_by_class {
             w!(
@@ -582,7 +673,11 @@ fn map_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
                 if let Some(l) = row.label {
                     w!(out, r#" · <span class="lbl">{}</span>"#, esc(l));
                 }
-                w!(out, r#"</span><span class="cnt">{}</span></button>"#, int(row.size));
+                w!(
+                    out,
+                    r#"</span><span class="cnt">{}</span></button>"#,
+                    int(row.size)
+                );
             }
             if view.clusters.len() > MAX_LEGEND_CLUSTERS {
                 let rest = &view.clusters[MAX_LEGEND_CLUSTERS..];
@@ -606,11 +701,20 @@ fn clusters_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
         return;
     }
     out.push_str(r#"<p class="hint">Sorted by size. Histograms share one axis per score (hover for the range); the dark tick marks the mean.</p>"#);
-    let max = view.clusters.iter().map(|c| c.size).max().unwrap_or(1).max(1);
+    let max = view
+        .clusters
+        .iter()
+        .map(|c| c.size)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let total: u64 = view.clusters.iter().map(|c| c.size).sum::<u64>().max(1);
     out.push_str(r#"<div class="scroll"><table class="clusters"><thead><tr><th>Cluster</th><th>Label</th><th class="n">Size</th><th class="sizecol"></th>"#);
     for (k, _) in &view.scores {
-        w!(out, r#"<th class="n">Mean {k}</th><th>{k} distribution</th>"#);
+        w!(
+            out,
+            r#"<th class="n">Mean {k}</th><th>{k} distribution</th>"#
+        );
     }
     out.push_str("</tr></thead><tbody>");
     for row in &view.clusters {
@@ -619,8 +723,8 @@ fn clusters_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
         html::swatch(out, &colour);
         w!(out, "{}</td>", esc(&cluster_name(row.id)));
         match row.label {
-            Some(l) => w!(out, "<td>{}</td>", esc(l)),
-            None => out.push_str(r#"<td class="muted">—</td>"#),
+            Some(l) => w!(out, r#"<td class="lab">{}</td>"#, esc(l)),
+            None => out.push_str(r#"<td class="lab muted">—</td>"#),
         }
         w!(
             out,
@@ -631,19 +735,40 @@ fn clusters_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
         );
         for (k, bins) in &view.scores {
             let m = row.means.get(k).copied();
-            w!(out, r#"<td class="n">{}</td><td>"#, m.map_or("—".to_string(), num));
-            let counts = bins.counts(row.members.iter().filter_map(|&i| input.records[i].scores.get(*k).copied()));
+            w!(
+                out,
+                r#"<td class="n">{}</td><td>"#,
+                m.map_or("—".to_string(), num)
+            );
+            let counts = bins.counts(
+                row.members
+                    .iter()
+                    .filter_map(|&i| input.records[i].scores.get(*k).copied()),
+            );
             charts::histogram(out, bins, &counts, m, &colour, k);
             out.push_str("</td>");
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody><tfoot><tr><td><b>all records</b></td><td></td>");
-    w!(out, r#"<td class="n"><b>{}</b></td><td></td>"#, int(input.records.len() as u64));
+    out.push_str(r#"</tbody><tfoot><tr><td class="nowrap"><b>all records</b></td><td></td>"#);
+    w!(
+        out,
+        r#"<td class="n"><b>{}</b></td><td></td>"#,
+        int(input.records.len() as u64)
+    );
     for (k, bins) in &view.scores {
-        let values = || input.records.iter().filter_map(|r| r.scores.get(*k).copied());
+        let values = || {
+            input
+                .records
+                .iter()
+                .filter_map(|r| r.scores.get(*k).copied())
+        };
         let m = mean(values());
-        w!(out, r#"<td class="n"><b>{}</b></td><td>"#, m.map_or("—".to_string(), num));
+        w!(
+            out,
+            r#"<td class="n"><b>{}</b></td><td>"#,
+            m.map_or("—".to_string(), num)
+        );
         charts::histogram(out, bins, &bins.counts(values()), m, "#57606a", k);
         out.push_str("</td>");
     }
@@ -652,9 +777,16 @@ fn clusters_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
 
 fn examples_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
     out.push_str(r#"<section id="examples"><h2>Representative examples</h2>"#);
-    let shown: Vec<&ClusterRow<'_>> = view.clusters.iter().filter(|c| c.id.is_some()).take(MAX_EXAMPLE_CLUSTERS).collect();
+    let shown: Vec<&ClusterRow<'_>> = view
+        .clusters
+        .iter()
+        .filter(|c| c.id.is_some())
+        .take(MAX_EXAMPLE_CLUSTERS)
+        .collect();
     if shown.is_empty() {
-        out.push_str(r#"<p class="note">No clusters, so no representative examples.</p></section>"#);
+        out.push_str(
+            r#"<p class="note">No clusters, so no representative examples.</p></section>"#,
+        );
         return;
     }
     let clustered = view.clusters.iter().filter(|c| c.id.is_some()).count();
@@ -669,13 +801,20 @@ fn examples_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
     out.push_str(r#"<p class="hint">The records nearest each cluster's centroid.</p>"#);
     for row in shown {
         let id = row.id.unwrap_or_default();
-        w!(out, r#"<article class="cluster-card" id="cluster-{id}"><h3>"#);
+        w!(
+            out,
+            r#"<article class="cluster-card" id="cluster-{id}"><h3>"#
+        );
         html::swatch(out, &map::colour(row.id));
         w!(out, "Cluster {id}");
         if let Some(l) = row.label {
             w!(out, r#" <span class="muted">— {}</span>"#, esc(l));
         }
-        w!(out, r#" <span class="pill">{} records</span>"#, int(row.size));
+        w!(
+            out,
+            r#" <span class="pill">{} records</span>"#,
+            int(row.size)
+        );
         for (k, _) in &view.scores {
             if let Some(m) = row.means.get(k) {
                 w!(out, r#" <span class="pill">{k} {}</span>"#, num(*m));
@@ -701,7 +840,11 @@ fn examples_section(out: &mut String, input: &ReportInput, view: &View<'_>) {
 }
 
 fn example(out: &mut String, r: &Record) {
-    w!(out, r#"<div class="example"><div class="ex-meta"><code>{}</code>"#, esc(&r.id));
+    w!(
+        out,
+        r#"<div class="example"><div class="ex-meta"><code>{}</code>"#,
+        esc(&r.id)
+    );
     for (k, v) in &r.scores {
         if SCORE_KEYS.contains(&k.as_str()) {
             w!(out, r#" <span class="pill">{} {}</span>"#, esc(k), num(*v));
@@ -712,15 +855,26 @@ fn example(out: &mut String, r: &Record) {
     }
     out.push_str("</div>");
     let prompt = r.prompt_text();
-    w!(out, r#"<div class="ex-k">Instruction</div><div class="ex-text">{}</div>"#, esc(&truncate(&prompt, 600)));
+    w!(
+        out,
+        r#"<div class="ex-k">Instruction</div><div class="ex-text">{}</div>"#,
+        esc(&truncate(&prompt, 600))
+    );
     let turns = r.messages.len();
     if turns > 2 {
-        w!(out, r#"<div class="ex-k">Chat of {turns} turns; the final answer:</div>"#);
+        w!(
+            out,
+            r#"<div class="ex-k">Chat of {turns} turns; the final answer:</div>"#
+        );
     } else {
         out.push_str(r#"<div class="ex-k">Output</div>"#);
     }
     match r.response_text() {
-        Some(o) => w!(out, r#"<div class="ex-text out">{}</div>"#, esc(&truncate(&o, 700))),
+        Some(o) => w!(
+            out,
+            r#"<div class="ex-text out">{}</div>"#,
+            esc(&truncate(&o, 700))
+        ),
         None => out.push_str(r#"<div class="ex-text out muted">(no output)</div>"#),
     }
     out.push_str("</div>");
@@ -736,7 +890,11 @@ fn duplicates_section(out: &mut String, input: &ReportInput) {
     for mode in DedupMode::ALL {
         let n = input.duplicates.iter().filter(|d| d.mode == mode).count();
         if n > 0 {
-            w!(out, r#"<span class="chip m-{mode}">{mode} <b>{}</b></span>"#, int(n as u64));
+            w!(
+                out,
+                r#"<span class="chip m-{mode}">{mode} <b>{}</b></span>"#,
+                int(n as u64)
+            );
         }
     }
     out.push_str("</div>");
@@ -829,10 +987,17 @@ mod tests {
     fn record_text_never_becomes_markup() {
         let html = render(&hostile_input());
         // The page's own single script is the only one.
-        assert_eq!(html.matches("<script").count(), 1, "only the report's own script tag");
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "only the report's own script tag"
+        );
         assert_eq!(html.matches("</script").count(), 1);
         assert!(!html.contains("<img"), "no img element from record text");
-        assert!(!html.contains("alert(1)</"), "closing tags inside payloads are escaped");
+        assert!(
+            !html.contains("alert(1)</"),
+            "closing tags inside payloads are escaped"
+        );
         // The hostile text is still there, readable, as escaped text.
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
@@ -844,10 +1009,15 @@ mod tests {
         let html = render(&hostile_input());
         let esc0 = "&lt;script&gt;alert(1)&lt;/script&gt;";
         for id in ["summary", "map", "clusters", "examples", "duplicates"] {
-            let start = html.find(&format!(r#"<section id="{id}">"#)).unwrap_or_else(|| panic!("section {id}"));
+            let start = html
+                .find(&format!(r#"<section id="{id}">"#))
+                .unwrap_or_else(|| panic!("section {id}"));
             let end = start + html[start..].find("</section>").unwrap();
             let body = &html[start..end];
-            assert!(!body.contains("<script"), "section {id} has a script element");
+            assert!(
+                !body.contains("<script"),
+                "section {id} has a script element"
+            );
             if id != "clusters" {
                 assert!(
                     body.contains(esc0) || body.contains("&quot;&gt;&lt;img"),
@@ -864,9 +1034,13 @@ mod tests {
         let html = render(&ReportInput::default());
         let start = html.find("<script>").unwrap() + "<script>".len();
         let end = html[start..].find("</script>").unwrap() + start;
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(html[start..end].as_bytes()));
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(Sha256::digest(&html.as_bytes()[start..end]));
         assert!(html.contains(&format!("script-src 'sha256-{hash}'")));
-        assert!(html.contains("default-src 'none'"), "nothing may be fetched");
+        assert!(
+            html.contains("default-src 'none'"),
+            "nothing may be fetched"
+        );
     }
 
     #[test]
@@ -886,31 +1060,87 @@ mod tests {
             points: Some(points),
             ..Default::default()
         });
-        assert_eq!(html.matches(r#"<circle class="pt""#).count(), MAX_MAP_POINTS);
+        assert_eq!(
+            html.matches(r#"<circle class="pt""#).count(),
+            MAX_MAP_POINTS
+        );
         assert!(html.contains("Showing 20,000 of 25,000 records, sampled evenly"));
         // Clusters not in the cluster list still get rows, sized from the records.
         assert_eq!(html.matches(r#"<tr class="cl-row""#).count(), 4);
         assert!(html.contains("6,250"));
     }
 
+    /// The `cx` of every map point whose hover title starts with `prefix`.
+    fn xs_of(html: &str, prefix: &str) -> Vec<f32> {
+        html.split(r#"<circle class="pt" cx=""#)
+            .skip(1)
+            .filter(|c| c.contains(&format!("<title>{prefix}")))
+            .map(|c| c[..c.find('"').unwrap()].parse().unwrap())
+            .collect()
+    }
+
     #[test]
     fn missing_points_fall_back_to_pca_of_embeddings() {
+        // Two groups 10 apart along one axis, small wiggle along the others: the first
+        // principal component must put them on opposite sides of the map.
         let records: Vec<Record> = (0..30)
             .map(|i| Record {
-                id: format!("r{i}"),
-                embedding: Some(vec![i as f32, (i * i % 7) as f32, 1.0]),
+                id: format!("{}{i}", if i < 15 { "a" } else { "b" }),
+                embedding: Some(vec![
+                    if i < 15 { 0.0 } else { 10.0 },
+                    (i % 5) as f32 * 0.1,
+                    1.0,
+                ]),
                 ..Default::default()
             })
             .collect();
-        let html = render(&ReportInput { records, ..Default::default() });
+        let html = render(&ReportInput {
+            records,
+            ..Default::default()
+        });
         assert_eq!(html.matches(r#"<circle class="pt""#).count(), 30);
         assert!(html.contains("first two principal components"));
+        let (a, b) = (xs_of(&html, "a"), xs_of(&html, "b"));
+        assert_eq!((a.len(), b.len()), (15, 15));
+        let (amax, amin) = (
+            a.iter().cloned().fold(f32::MIN, f32::max),
+            a.iter().cloned().fold(f32::MAX, f32::min),
+        );
+        let (bmax, bmin) = (
+            b.iter().cloned().fold(f32::MIN, f32::max),
+            b.iter().cloned().fold(f32::MAX, f32::min),
+        );
+        assert!(
+            amax < bmin || bmax < amin,
+            "groups overlap on the x axis: a {amin}..{amax}, b {bmin}..{bmax}"
+        );
+    }
+
+    #[test]
+    fn empty_embeddings_are_explained_not_drawn() {
+        let records = vec![Record {
+            id: "e".into(),
+            embedding: Some(vec![]),
+            ..Default::default()
+        }];
+        let html = render(&ReportInput {
+            records,
+            ..Default::default()
+        });
+        assert!(html.contains("has an empty embedding"));
+        assert!(!html.contains("<circle"));
     }
 
     #[test]
     fn a_map_that_cannot_be_drawn_is_explained() {
-        let records = vec![Record { id: "a".into(), ..Default::default() }];
-        let html = render(&ReportInput { records: records.clone(), ..Default::default() });
+        let records = vec![Record {
+            id: "a".into(),
+            ..Default::default()
+        }];
+        let html = render(&ReportInput {
+            records: records.clone(),
+            ..Default::default()
+        });
         assert!(html.contains("no embeddings were given"));
         let html = render(&ReportInput {
             records,
@@ -932,11 +1162,26 @@ mod tests {
     fn the_demo_renders_every_section_with_its_rows() {
         let input = demo_input(7);
         let html = render(&input);
-        assert_eq!(html.matches(r#"<circle class="pt""#).count(), input.records.len());
-        assert_eq!(html.matches(r#"<tr class="cl-row""#).count(), input.clusters.len());
-        assert_eq!(html.matches(r#"<tr class="dup-row""#).count(), input.duplicates.len());
-        assert_eq!(html.matches(r#"<tr class="step-row""#).count(), input.summary.steps.len());
-        assert_eq!(html.matches(r#"<article class="cluster-card""#).count(), input.clusters.len());
+        assert_eq!(
+            html.matches(r#"<circle class="pt""#).count(),
+            input.records.len()
+        );
+        assert_eq!(
+            html.matches(r#"<tr class="cl-row""#).count(),
+            input.clusters.len()
+        );
+        assert_eq!(
+            html.matches(r#"<tr class="dup-row""#).count(),
+            input.duplicates.len()
+        );
+        assert_eq!(
+            html.matches(r#"<tr class="step-row""#).count(),
+            input.summary.steps.len()
+        );
+        assert_eq!(
+            html.matches(r#"<article class="cluster-card""#).count(),
+            input.clusters.len()
+        );
         // Same seed, same page.
         assert_eq!(html, render(&demo_input(7)));
     }

@@ -77,11 +77,22 @@ pub(crate) fn map_data(input: &ReportInput) -> Result<MapData, String> {
                 .filter(|&i| input.records[i].embedding.is_some())
                 .collect();
             if with.is_empty() {
-                return Err("No map coordinates and no embeddings were given, so there is no map. \
+                return Err(
+                    "No map coordinates and no embeddings were given, so there is no map. \
                             Run an `embed` step before the report."
-                    .into());
+                        .into(),
+                );
             }
-            let dim = input.records[with[0]].embedding.as_ref().map_or(0, Vec::len);
+            let dim = input.records[with[0]]
+                .embedding
+                .as_ref()
+                .map_or(0, Vec::len);
+            if dim == 0 {
+                return Err(format!(
+                    "Record {} has an empty embedding, so there is nothing to project.",
+                    input.records[with[0]].id
+                ));
+            }
             if let Some(&bad) = with
                 .iter()
                 .find(|&&i| input.records[i].embedding.as_ref().map_or(0, Vec::len) != dim)
@@ -105,76 +116,13 @@ pub(crate) fn map_data(input: &ReportInput) -> Result<MapData, String> {
             for &i in &with {
                 flat.extend_from_slice(input.records[i].embedding.as_deref().unwrap_or(&[]));
             }
-            notes.push("Coordinates are the first two principal components of the embeddings.".into());
-            (with, pca_2d(&flat, dim))
+            notes.push(
+                "Coordinates are the first two principal components of the embeddings.".into(),
+            );
+            (with, retort_vector::project::pca_2d(&flat, dim))
         }
     };
     Ok(MapData { idx, xy, notes })
-}
-
-/// Projects row-major `vectors` (each `dim` long) onto their first two principal
-/// components.
-///
-/// This is a fallback for reports built without precomputed points: power iteration
-/// on the centred data, never forming the `dim × dim` covariance, so it costs
-/// O(iterations · n · dim) and is only ever run on the (capped) sample that is drawn.
-pub fn pca_2d(vectors: &[f32], dim: usize) -> Vec<[f32; 2]> {
-    if dim == 0 || vectors.is_empty() {
-        return vec![[0.0, 0.0]; if dim == 0 { 0 } else { vectors.len() / dim }];
-    }
-    let n = vectors.len() / dim;
-    let mut mean = vec![0f64; dim];
-    for row in vectors.chunks_exact(dim) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v as f64;
-        }
-    }
-    for m in &mut mean {
-        *m /= n as f64;
-    }
-    let centred = |row: &[f32], j: usize| row[j] as f64 - mean[j];
-    // One pass of v ← Xᵀ(X v), orthogonalised against earlier components.
-    let step = |v: &[f64], prev: &[Vec<f64>]| -> Vec<f64> {
-        let mut out = vec![0f64; dim];
-        for row in vectors.chunks_exact(dim) {
-            let s: f64 = (0..dim).map(|j| centred(row, j) * v[j]).sum();
-            for (j, o) in out.iter_mut().enumerate() {
-                *o += s * centred(row, j);
-            }
-        }
-        for p in prev {
-            let d: f64 = out.iter().zip(p).map(|(a, b)| a * b).sum();
-            for (o, b) in out.iter_mut().zip(p) {
-                *o -= d * b;
-            }
-        }
-        let norm = out.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            for o in &mut out {
-                *o /= norm;
-            }
-        }
-        out
-    };
-    let mut comps: Vec<Vec<f64>> = Vec::with_capacity(2);
-    for c in 0..2 {
-        // A fixed, non-symmetric start so results are reproducible and unlikely to be
-        // orthogonal to the top component.
-        let mut v: Vec<f64> = (0..dim)
-            .map(|j| 1.0 + ((j * 7 + c * 13) % 17) as f64 / 17.0)
-            .collect();
-        for _ in 0..40 {
-            v = step(&v, &comps);
-        }
-        comps.push(v);
-    }
-    vectors
-        .chunks_exact(dim)
-        .map(|row| {
-            let p = |c: &Vec<f64>| (0..dim).map(|j| centred(row, j) * c[j]).sum::<f64>() as f32;
-            [p(&comps[0]), p(&comps[1])]
-        })
-        .collect()
 }
 
 /// Colour of a cluster: 20 hand-picked distinct colours, then golden-angle hues.
@@ -213,7 +161,12 @@ const H: f32 = 600.0;
 const PAD: f32 = 14.0;
 
 /// Writes the `<svg>` with one `<circle class="pt">` per drawn point.
-pub(crate) fn svg(out: &mut String, input: &ReportInput, data: &MapData, label_of: &dyn Fn(u32) -> Option<String>) {
+pub(crate) fn svg(
+    out: &mut String,
+    input: &ReportInput,
+    data: &MapData,
+    label_of: &dyn Fn(u32) -> Option<String>,
+) {
     let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for p in &data.xy {
         x0 = x0.min(p[0]);
@@ -222,8 +175,16 @@ pub(crate) fn svg(out: &mut String, input: &ReportInput, data: &MapData, label_o
         y1 = y1.max(p[1]);
     }
     // A degenerate axis (all points equal) is drawn through the middle.
-    let sx = if x1 > x0 { (W - 2.0 * PAD) / (x1 - x0) } else { 0.0 };
-    let sy = if y1 > y0 { (H - 2.0 * PAD) / (y1 - y0) } else { 0.0 };
+    let sx = if x1 > x0 {
+        (W - 2.0 * PAD) / (x1 - x0)
+    } else {
+        0.0
+    };
+    let sy = if y1 > y0 {
+        (H - 2.0 * PAD) / (y1 - y0)
+    } else {
+        0.0
+    };
     let r = match data.xy.len() {
         0..=1500 => 4.0,
         1501..=6000 => 3.0,
@@ -236,8 +197,16 @@ pub(crate) fn svg(out: &mut String, input: &ReportInput, data: &MapData, label_o
     );
     for (&i, p) in data.idx.iter().zip(&data.xy) {
         let rec = &input.records[i];
-        let cx = if sx > 0.0 { PAD + (p[0] - x0) * sx } else { W / 2.0 };
-        let cy = if sy > 0.0 { H - PAD - (p[1] - y0) * sy } else { H / 2.0 };
+        let cx = if sx > 0.0 {
+            PAD + (p[0] - x0) * sx
+        } else {
+            W / 2.0
+        };
+        let cy = if sy > 0.0 {
+            H - PAD - (p[1] - y0) * sy
+        } else {
+            H / 2.0
+        };
         let c = rec.cluster.map_or("none".to_string(), |c| c.to_string());
         let label = rec.cluster.and_then(label_of);
         w!(
@@ -264,34 +233,20 @@ mod tests {
     fn sampling_above_the_cap_is_even_and_distinct() {
         let s = sample_evenly(50_000, 20_000);
         assert_eq!(s.len(), 20_000);
-        assert!(s.windows(2).all(|w| w[0] < w[1]), "indices strictly increase");
+        assert!(
+            s.windows(2).all(|w| w[0] < w[1]),
+            "indices strictly increase"
+        );
         assert_eq!(s[0], 0);
-        assert!(*s.last().unwrap() >= 49_990, "the tail of the input is covered");
+        assert!(
+            *s.last().unwrap() >= 49_990,
+            "the tail of the input is covered"
+        );
         // Evenly spread: every block of 5,000 input rows gets 2,000 sampled points.
         for block in 0..10 {
             let lo = block * 5_000;
             let k = s.iter().filter(|&&i| i >= lo && i < lo + 5_000).count();
             assert_eq!(k, 2_000, "block {block}");
         }
-    }
-
-    #[test]
-    fn pca_finds_the_direction_of_largest_spread() {
-        // Points along (1, 1, 0) with small noise along (1, -1, 0) and none along z.
-        let mut v = Vec::new();
-        for i in 0..200 {
-            let t = i as f32 / 10.0 - 10.0;
-            let e = if i % 2 == 0 { 0.3 } else { -0.3 };
-            v.extend_from_slice(&[t + e, t - e, 0.0]);
-        }
-        let p = pca_2d(&v, 3);
-        assert_eq!(p.len(), 200);
-        let var = |k: usize| {
-            let m = p.iter().map(|q| q[k]).sum::<f32>() / p.len() as f32;
-            p.iter().map(|q| (q[k] - m).powi(2)).sum::<f32>() / p.len() as f32
-        };
-        // Var along the line: 2 · var(t) ≈ 2 · 33.3; across it: 2 · 0.09.
-        assert!((var(0) - 66.66).abs() < 1.0, "pc1 variance {}", var(0));
-        assert!((var(1) - 0.18).abs() < 0.01, "pc2 variance {}", var(1));
     }
 }
