@@ -433,12 +433,12 @@ pub async fn run(
         .collect();
 
     let manifest = Arc::new(Mutex::new(Manifest::new(&plan, resumed)));
-    let write_manifest = {
+    let write_manifest: Arc<dyn Fn(&str) -> Result<Manifest, StepError> + Send + Sync> = {
         let manifest = manifest.clone();
         let live = live.clone();
         let accounting = accounting.clone();
         let path = run_dir.join("manifest.json");
-        move |status: &str| -> Result<Manifest, StepError> {
+        Arc::new(move |status: &str| -> Result<Manifest, StepError> {
             let mut m = manifest.lock().unwrap();
             m.status = status.to_string();
             m.steps = live.iter().map(|l| StepReport::from_live(l)).collect();
@@ -449,7 +449,7 @@ pub async fn run(
                 &serde_json::to_vec_pretty(&*m).expect("manifest serialises"),
             )?;
             Ok(m.clone())
-        }
+        })
     };
     write_manifest("running").map_err(|e| RunError::Setup(e.to_string()))?;
 
@@ -493,6 +493,7 @@ pub async fn run(
             stats: lv.stats.clone(),
         };
         let lv = lv.clone();
+        let write_manifest = write_manifest.clone();
         tasks.push(tokio::spawn(async move {
             let res = run_one(&ctx, step, shape, &hash, ups, tx.clone(), &run_dir, &lv).await;
             let status = if res.is_ok() {
@@ -507,6 +508,9 @@ pub async fn run(
             if let Some(t) = *lv.started.lock().unwrap() {
                 *lv.seconds.lock().unwrap() = t.elapsed().as_secs_f64();
             }
+            // Keep manifest.json current as steps finish, so a report step (or a
+            // person) reading it mid-run sees real statuses.
+            let _ = tokio::task::spawn_blocking(move || write_manifest("running")).await;
             tx.send_modify(|u| u.status = status);
             res.map_err(|e| (ctx.step_id.clone(), e))
         }));

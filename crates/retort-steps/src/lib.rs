@@ -18,6 +18,7 @@ pub mod load;
 pub mod novelty_filter;
 pub mod pair;
 pub mod registry;
+pub mod report;
 pub mod respond;
 pub mod sample;
 pub mod score;

@@ -136,6 +136,8 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         "embed" => crate::embed::build(spec, ctx),
         "dedup" => crate::dedup::build(spec, ctx),
         "cluster" => crate::cluster::build(spec, ctx),
+        "report" => crate::report::build(spec, ctx),
+        "novelty_filter" => crate::novelty_filter::build(spec, ctx),
         "score" => crate::score::build(spec, ctx),
         "judge" => crate::judge::build(spec, ctx),
         "pair" => crate::pair::build(spec, ctx),

