@@ -69,8 +69,9 @@ pub enum LoadError {
     Thread(String),
 }
 
-/// llama.cpp's backend may be initialised only once per process, and every teacher shares it.
-fn backend() -> Result<&'static LlamaBackend, String> {
+/// llama.cpp's backend may be initialised only once per process; every teacher (and anything
+/// else in the process that drives llama-cpp-2 directly, like the benchmark) shares this one.
+pub fn shared_backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -110,6 +111,18 @@ impl ChatTemplate {
             bos: bos.to_string(),
             eos: eos.to_string(),
         })
+    }
+
+    /// The template stored in a loaded GGUF model (`tokenizer.chat_template`).
+    pub fn from_model(model: &LlamaModel) -> Result<Self, String> {
+        let source = model
+            .meta_val_str("tokenizer.chat_template")
+            .map_err(|e| format!("no tokenizer.chat_template in the GGUF metadata ({e})"))?;
+        let vocab = model.vocab();
+        let piece = |t: LlamaToken| {
+            String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+        };
+        Self::new(&source, &piece(vocab.bos()), &piece(vocab.eos()))
     }
 
     /// The prompt for `messages`, ending with the opening of the assistant's turn.
@@ -323,6 +336,9 @@ struct Seq {
     stop: Vec<Vec<u8>>,
 }
 
+/// Fewest rows in a decode call (see `Engine::step`).
+const MIN_DECODE_ROWS: i32 = 2;
+
 struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -343,20 +359,11 @@ impl Engine<'_> {
             path: path.to_path_buf(),
             message,
         };
-        let backend = backend().map_err(llama_err)?;
+        let backend = shared_backend().map_err(llama_err)?;
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| llama_err(e.to_string()))?;
         let _ = opts;
-        let source = model
-            .meta_val_str("tokenizer.chat_template")
-            .map_err(|e| LoadError::Template {
-                path: path.to_path_buf(),
-                message: format!("no tokenizer.chat_template in the GGUF metadata ({e})"),
-            })?;
-        let vocab = model.vocab();
-        let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
-        let (bos, eos) = (piece(vocab.bos()), piece(vocab.eos()));
-        let template = ChatTemplate::new(&source, &bos, &eos).map_err(|message| LoadError::Template {
+        let template = ChatTemplate::from_model(&model).map_err(|message| LoadError::Template {
             path: path.to_path_buf(),
             message,
         })?;
@@ -374,10 +381,10 @@ impl Engine<'_> {
             path: path.to_path_buf(),
             message,
         };
-        let backend = backend().map_err(llama_err)?;
+        let backend = shared_backend().map_err(llama_err)?;
         let threads = i32::try_from(opts.threads).map_err(|e| LoadError::Options(e.to_string()))?;
-        // One more cell for the scratch row.
-        let n_ctx = opts.context_size.saturating_mul(opts.parallel as u32) + 1;
+        // Room for the scratch rows too.
+        let n_ctx = opts.context_size.saturating_mul(opts.parallel as u32) + MIN_DECODE_ROWS as u32;
         let n_batch = opts.context_size.clamp(512, 2048);
         // One unified KV cache shared by all sequences: llama.cpp then decodes the whole batch
         // in one ubatch (per-stream caches would split it by sequence), and since every
@@ -548,10 +555,11 @@ impl Engine<'_> {
         for seq in &mut self.active {
             seq.logits_at = None;
         }
-        // Batch invariance: llama.cpp's CPU kernels pick different code paths (and so round
-        // differently) depending on how many tokens a batch holds, so the shape of every call
-        // a sequence sees must not depend on what else is in flight. Hence a prompt is
-        // prefilled in calls of its own, and decode calls always hold at least two rows.
+        // Towards batch invariance: llama.cpp's CPU kernels pick code paths (and so round)
+        // by how many tokens a call holds, so a prompt is prefilled in calls of its own,
+        // never mixed with other prompts, and decode calls hold at least two rows. This is
+        // not complete: greedy outputs can still differ at near-ties between a request run
+        // alone and the same request batched with others (see the ignored test).
         if let Some(seq) = self.active.iter_mut().find(|s| s.fed < s.prompt.len()) {
             let n = (seq.prompt.len() - seq.fed).min(self.n_batch);
             for i in 0..n {
@@ -575,16 +583,18 @@ impl Engine<'_> {
                     seq.pos += 1;
                 }
             }
-            if self.batch.n_tokens() == 1 {
-                // A lone sequence would take the single-row (matrix-vector) kernels while a
-                // batched one takes the matrix-matrix ones; a throwaway row in a scratch
-                // sequence keeps it on the same kernels, which costs little when decoding
-                // is memory-bound.
+            let rows = self.batch.n_tokens();
+            if rows < MIN_DECODE_ROWS {
+                // Lone or few sequences would take narrower kernels (matrix-vector, smaller
+                // tiles) than a full batch; throwaway rows in a scratch sequence keep them on
+                // the same ones, which costs little while decoding is memory-bound.
                 let scratch = self.parallel as i32;
                 let _ = self.ctx.clear_kv_cache_seq(Some(scratch as u32), None, None);
-                self.batch
-                    .add(self.pad_token, 0, &[scratch], true)
-                    .expect("batch has room for the scratch row");
+                for p in 0..(MIN_DECODE_ROWS - rows) {
+                    self.batch
+                        .add(self.pad_token, p, &[scratch], true)
+                        .expect("batch has room for the scratch rows");
+                }
             }
         }
 
