@@ -338,7 +338,7 @@ impl EvolInstruct {
                     json!({"instruction": current, "method": method, "language": self.o.language}),
                 )
             };
-            let p = t.render(vars).map_err(StepError::Config)?;
+            let p = gc::render(t, vars)?;
             let req = self.rewrite.request(
                 vec![Message::user(p)],
                 gc::derive_seed(ctx.seed, &[rs, round, 0]),

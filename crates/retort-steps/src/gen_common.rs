@@ -195,6 +195,15 @@ where
         .await
 }
 
+/// Render a prompt template; the result is trimmed so a template's header comment and
+/// trailing newlines never reach the teacher. A render error (a variable the template
+/// needs but the step does not provide) stops the step: it would fail for every record.
+pub fn render<S: serde::Serialize>(t: &Template, vars: S) -> Result<String, StepError> {
+    t.render(vars)
+        .map(|s| s.trim().to_string())
+        .map_err(StepError::Config)
+}
+
 /// Load a template named in options (built-in name or file) and remember its file.
 pub fn load_template(
     spec: &str,

@@ -158,10 +158,10 @@ impl Respond {
             (None, Some(t)) => {
                 let text = r.prompt_text();
                 let language = retort_text::heuristics::detect_language(&text);
-                Some(
-                    t.render(json!({"prompt": text, "language": language}))
-                        .map_err(StepError::Config)?,
-                )
+                Some(gc::render(
+                    t,
+                    json!({"prompt": text, "language": language}),
+                )?)
             }
             (None, None) => None,
         };

@@ -369,14 +369,14 @@ impl SelfChat {
         let mut out = Outcome::default();
         let step = &ctx.step_id;
         let teacher = ctx.teacher(&self.o.teacher)?;
-        let prompt = self
-            .template
-            .render(json!({
+        let prompt = gc::render(
+            &self.template,
+            json!({
                 "topic": topic,
                 "max_turns": self.o.max_turns,
                 "language": self.o.language,
-            }))
-            .map_err(StepError::Config)?;
+            }),
+        )?;
         let req = self.main.request(
             vec![Message::user(prompt)],
             gc::derive_seed(ctx.seed, &[gc::str_seed(&r.id)]),
@@ -419,9 +419,7 @@ impl SelfChat {
         let user = ctx.teacher(&self.user_teacher)?;
         let rs = gc::str_seed(&r.id);
         let system = match &self.system {
-            Some(t) => t
-                .render(json!({ "topic": topic, "language": self.o.language }))
-                .map_err(StepError::Config)?,
+            Some(t) => gc::render(t, json!({ "topic": topic, "language": self.o.language }))?,
             None => String::new(),
         };
         let mut history: Vec<Message> = vec![];
@@ -432,15 +430,15 @@ impl SelfChat {
         loop {
             if history.len() % 2 == 0 {
                 // The user simulator's turn.
-                let prompt = self
-                    .template
-                    .render(json!({
+                let prompt = gc::render(
+                    &self.template,
+                    json!({
                         "topic": topic,
                         "history": history,
                         "end_marker": self.o.end_marker,
                         "language": self.o.language,
-                    }))
-                    .map_err(StepError::Config)?;
+                    }),
+                )?;
                 let req = self.user.request(
                     vec![Message::user(prompt)],
                     gc::derive_seed(ctx.seed, &[rs, turn, 0]),

@@ -685,7 +685,7 @@ impl SelfInstruct {
                 "language": language,
             }),
         };
-        let prompt = self.t_gen.render(vars).map_err(StepError::Config)?;
+        let prompt = gc::render(&self.t_gen, vars)?;
         Ok(Call {
             index,
             demos,
@@ -743,9 +743,7 @@ impl SelfInstruct {
         let task_id = content_id(&[&instruction]);
         let mut out = Outcome::default();
         let language = self.o.language.as_deref();
-        let p = t_cls
-            .render(json!({ "instruction": instruction }))
-            .map_err(StepError::Config)?;
+        let p = gc::render(t_cls, json!({ "instruction": instruction }))?;
         let req = Sampling {
             max_tokens: Some(8),
             ..self.aux
@@ -778,13 +776,14 @@ impl SelfInstruct {
         } else {
             (t_in, "input_first")
         };
-        let p = t
-            .render(json!({
+        let p = gc::render(
+            t,
+            json!({
                 "instruction": instruction,
                 "max_instances": self.o.max_instances,
                 "language": language,
-            }))
-            .map_err(StepError::Config)?;
+            }),
+        )?;
         let req = self.aux.request(
             vec![Message::user(p)],
             gc::derive_seed(ctx.seed, &[call, ordinal, 2]),
