@@ -5,6 +5,8 @@
 //! Run: `cargo bench -p retort-text --bench novelty` (prints a Markdown table).
 //! `NOVELTY_BENCH_BRUTE=1` also times brute force (all-pairs bit-parallel LCS, no index)
 //! on a few candidates, to show what the index saves beyond the LCS kernel.
+//! `NOVELTY_BENCH_DUMP=DIR` writes the 20,000 pool and its candidates as JSONL so
+//! `tests/reference/rouge_bench.py` can time rouge_score on the very same data.
 
 #[path = "../tests/common/gen.rs"]
 mod gen;
@@ -22,6 +24,11 @@ fn main() {
         let mut g = InstructionGen::new(42);
         let pool = g.pool(pool_n);
         let cands = g.candidates(&pool, 2_000);
+        if pool_n == 20_000 {
+            if let Ok(dir) = std::env::var("NOVELTY_BENCH_DUMP") {
+                dump(&dir, &pool, &cands);
+            }
+        }
 
         let t = Instant::now();
         let mut idx = NoveltyIndex::new(0.7);
@@ -111,5 +118,17 @@ fn main() {
         let per = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         println!("| {} | {seen} | {per:.4} |", idx.len());
         let _ = stretch;
+    }
+}
+
+fn dump(dir: &str, pool: &[String], cands: &[String]) {
+    let dir = std::path::Path::new(dir);
+    std::fs::create_dir_all(dir).expect("creating the dump directory");
+    for (name, rows) in [("pool.jsonl", pool), ("candidates.jsonl", cands)] {
+        let mut s = String::new();
+        for r in rows {
+            s.push_str(&format!("{{\"instruction\": {r:?}}}\n"));
+        }
+        std::fs::write(dir.join(name), s).expect("writing the dump");
     }
 }

@@ -30,7 +30,7 @@ use crate::script::units;
 use crate::util::{hash_bytes, mix64, FxBuild};
 
 /// Seed used by the free function [`near_duplicates`].
-pub const DEFAULT_SEED: u64 = 0x5EED_0F_4E7_0471;
+pub const DEFAULT_SEED: u64 = 0x0005_EED0_F4E7_0471;
 
 /// Builds MinHash signatures with a fixed set of permutations.
 #[derive(Clone, Debug)]
