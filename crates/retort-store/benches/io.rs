@@ -51,7 +51,11 @@ fn main() {
     let path = dir.path().join("records.parquet");
     let t = Instant::now();
     let written = write_records_atomic(&path, &records).expect("write");
-    report("records_to_batch + write parquet (zstd 1)", written as usize, t);
+    report(
+        "records_to_batch + write parquet (zstd 1)",
+        written as usize,
+        t,
+    );
     println!(
         "  file size: {:.1} MB",
         std::fs::metadata(&path).expect("stat").len() as f64 / 1e6
@@ -78,7 +82,11 @@ fn main() {
             assert!(skipped.is_empty());
         }
         let rows = ex.finish().expect("finish");
-        report(&format!("export {} .{ext}", format.name()), rows as usize, t);
+        report(
+            &format!("export {} .{ext}", format.name()),
+            rows as usize,
+            t,
+        );
     }
     drop(records);
 

@@ -163,7 +163,8 @@ impl Container {
 }
 
 enum Sink {
-    Parquet(AtomicParquetWriter),
+    // Boxed: the Parquet writer is much larger than the JSONL variant.
+    Parquet(Box<AtomicParquetWriter>),
     Jsonl {
         temp: TempFile,
         out: BufWriter<File>,
@@ -186,11 +187,11 @@ impl Exporter {
     /// Start an export to `path` (`.parquet` or `.jsonl`).
     pub fn create(path: &Path, format: ExportFormat) -> Result<Exporter, StoreError> {
         let sink = match Container::from_path(path)? {
-            Container::Parquet => Sink::Parquet(AtomicParquetWriter::create(
+            Container::Parquet => Sink::Parquet(Box::new(AtomicParquetWriter::create(
                 path,
                 format.schema(),
                 &[("retort.export_format", format.name())],
-            )?),
+            )?)),
             Container::Jsonl => {
                 let (temp, file) = TempFile::create(path)?;
                 Sink::Jsonl {

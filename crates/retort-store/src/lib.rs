@@ -6,9 +6,13 @@
 //! Nested chat data stays as Rust structs inside steps; this crate is the only place
 //! where records become Arrow (see `docs/formats.md` for every schema).
 
+#![warn(missing_docs)]
+
 mod atomic;
 mod build;
 mod error;
+pub mod export;
+pub mod inspect;
 pub mod parquet_io;
 pub mod rows;
 pub mod schema;
@@ -27,8 +31,5 @@ pub use schema::{
     batch_to_failures, batch_to_records, batch_to_rejections, failure_schema, failures_to_batch,
     record_schema, records_to_batch, rejection_schema, rejections_to_batch,
 };
-pub mod export;
-pub mod inspect;
-
 pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
 pub use inspect::inspect;
