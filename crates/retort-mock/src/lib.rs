@@ -458,10 +458,7 @@ impl State {
             (c.rate_hang, Injected::Hang),
             (c.rate_truncated, Injected::TruncatedJson),
             (c.rate_invalid, Injected::InvalidJson),
-            (
-                if is_chat { c.rate_length } else { 0.0 },
-                Injected::Length,
-            ),
+            (if is_chat { c.rate_length } else { 0.0 }, Injected::Length),
         ];
         for (rate, inj) in table {
             edge += rate;
@@ -511,7 +508,12 @@ async fn handle(
         .collect();
     let body_bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(json_response(400, json!({"error": e.to_string()}).to_string())),
+        Err(e) => {
+            return Ok(json_response(
+                400,
+                json!({"error": e.to_string()}).to_string(),
+            ))
+        }
     };
     let at = Instant::now();
     let body: Value = serde_json::from_slice(&body_bytes).unwrap_or(Value::Null);
@@ -519,17 +521,21 @@ async fn handle(
 
     let (status, injected, resp) = route(&state, seq, &method, &path, &headers, &body, &user).await;
     if state.cfg.record {
-        state.log.lock().expect("mock log poisoned").push(RequestLog {
-            seq,
-            at,
-            method,
-            path,
-            headers,
-            body: String::from_utf8_lossy(&body_bytes).into_owned(),
-            last_user: user,
-            status,
-            injected: injected.map(|i| i.label()),
-        });
+        state
+            .log
+            .lock()
+            .expect("mock log poisoned")
+            .push(RequestLog {
+                seq,
+                at,
+                method,
+                path,
+                headers,
+                body: String::from_utf8_lossy(&body_bytes).into_owned(),
+                last_user: user,
+                status,
+                injected: injected.map(|i| i.label()),
+            });
     }
     if !state.cfg.latency.is_zero() {
         tokio::time::sleep(state.cfg.latency).await;
@@ -680,7 +686,11 @@ fn embeddings_body(state: &State, body: &Value) -> String {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect(),
         _ => Vec::new(),
     };

@@ -538,7 +538,10 @@ mod tests {
             c.get_embedding("e", &text_hash("x")).await.unwrap(),
             Some(vec![1.0, -2.5])
         );
-        assert_eq!(c.get_embedding("other", &text_hash("x")).await.unwrap(), None);
+        assert_eq!(
+            c.get_embedding("other", &text_hash("x")).await.unwrap(),
+            None
+        );
         assert_eq!(c.count().await.unwrap(), (1, 1));
     }
 }

@@ -335,7 +335,9 @@ impl Client {
             window: Window::new(cfg.max_in_flight),
             breaker: Breaker::new(cfg),
             rpm: cfg.requests_per_minute.map(|n| Limit::per_minute(n.into())),
-            tpm: cfg.tokens_per_minute.map(|n| Arc::new(Limit::per_minute(n))),
+            tpm: cfg
+                .tokens_per_minute
+                .map(|n| Arc::new(Limit::per_minute(n))),
             timeout: Duration::from_secs_f64(cfg.timeout_secs.max(0.001)),
             sent: AtomicU64::new(0),
         }
@@ -415,8 +417,7 @@ impl Client {
                 &self.cfg.extra_body,
             )
         });
-        if let (Some(cache), Some(key), true) = (&self.shared.cache, &key, self.shared.read_cache)
-        {
+        if let (Some(cache), Some(key), true) = (&self.shared.cache, &key, self.shared.read_cache) {
             match cache.get(key).await {
                 Ok(Some(hit)) => match self.backend.parse_raw(&hit.raw) {
                     Ok(r) => {
@@ -563,9 +564,16 @@ mod tests {
             l.take(1).await;
             times.push(t0.elapsed());
         }
-        assert!(times[30] >= Duration::from_secs_f64(30.0 * 60.0 / 1199.0 - 0.01), "{:?}", times[30]);
+        assert!(
+            times[30] >= Duration::from_secs_f64(30.0 * 60.0 / 1199.0 - 0.01),
+            "{:?}",
+            times[30]
+        );
         for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().filter(|u| **u - *t < Duration::from_secs(1)).count();
+            let in_window = times[i..]
+                .iter()
+                .filter(|u| **u - *t < Duration::from_secs(1))
+                .count();
             assert!(in_window <= 21, "{in_window} units within 1 s of unit {i}");
         }
     }

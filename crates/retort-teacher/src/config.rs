@@ -332,10 +332,16 @@ impl TeacherConfig {
             errs.push("max_in_flight = 0 would never send a request (hint: 64)".to_string());
         }
         if self.requests_per_minute == Some(0) {
-            errs.push("requests_per_minute = 0 would never send a request (hint: remove it for no limit)".to_string());
+            errs.push(
+                "requests_per_minute = 0 would never send a request (hint: remove it for no limit)"
+                    .to_string(),
+            );
         }
         if self.tokens_per_minute == Some(0) {
-            errs.push("tokens_per_minute = 0 would never send a request (hint: remove it for no limit)".to_string());
+            errs.push(
+                "tokens_per_minute = 0 would never send a request (hint: remove it for no limit)"
+                    .to_string(),
+            );
         }
         if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
             errs.push(format!(
@@ -496,11 +502,15 @@ mod tests {
         let errs = c.validate();
         assert!(errs.iter().any(|e| e.contains("base_url")), "{errs:?}");
         assert!(
-            errs.iter().any(|e| e.contains("RETORT_SURELY_UNSET_KEY_VAR")),
+            errs.iter()
+                .any(|e| e.contains("RETORT_SURELY_UNSET_KEY_VAR")),
             "{errs:?}"
         );
         assert!(errs.iter().any(|e| e.contains("max_in_flight")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("model is empty")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("model is empty")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -439,9 +439,7 @@ fn response_format(v: &Value) -> Value {
 
 fn finish(s: Option<&str>) -> FinishReason {
     match s {
-        Some("stop") | Some("eos") | Some("end_turn") | Some("stop_sequence") => {
-            FinishReason::Stop
-        }
+        Some("stop") | Some("eos") | Some("end_turn") | Some("stop_sequence") => FinishReason::Stop,
         Some("length") | Some("max_tokens") => FinishReason::Length,
         _ => FinishReason::Other,
     }
@@ -904,7 +902,9 @@ impl OpenAiEmbedder {
                     {
                         wait = wait.max(*ra);
                     }
-                    tracing::debug!("embeddings attempt {attempt} failed ({e}); retry in {wait} ms");
+                    tracing::debug!(
+                        "embeddings attempt {attempt} failed ({e}); retry in {wait} ms"
+                    );
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     attempt += 1;
                 }

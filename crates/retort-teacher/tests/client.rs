@@ -112,7 +112,11 @@ async fn no_loss_at(rate: f64) {
     assert_eq!(t.calls, n as u64);
     assert_eq!(t.failures, failed);
     assert_eq!(ok + failed, n as u64);
-    assert_eq!(t.requests, mock.chat_requests(), "client and server disagree");
+    assert_eq!(
+        t.requests,
+        mock.chat_requests(),
+        "client and server disagree"
+    );
     assert!(t.retries > 0, "errors were injected, retries expected");
     // Only truncation (not retried by design) and the rare 4-in-a-row failure remain.
     assert!(ok as f64 >= n as f64 * (1.0 - rate), "{ok} ok of {n}");
@@ -182,7 +186,10 @@ async fn request_timestamps_never_exceed_tpm() {
             .iter()
             .filter(|u| **u >= *t && u.duration_since(*t) < Duration::from_secs(1))
             .count();
-        assert!(w <= 12, "{w} requests (×100 tokens) within one second at 60k TPM");
+        assert!(
+            w <= 12,
+            "{w} requests (×100 tokens) within one second at 60k TPM"
+        );
     }
     let span = *times.iter().max().unwrap() - *times.iter().min().unwrap();
     assert!(
@@ -543,7 +550,11 @@ async fn budget_stops_new_requests() {
     // Each answer costs a few tokens × $1000/Mtok ≈ $0.005–0.01.
     c.price_input_per_mtok = Some(1000.0);
     c.price_output_per_mtok = Some(1000.0);
-    let s = Arc::new(Shared::new(None, true, Arc::new(Accounting::new(Some(0.03)))));
+    let s = Arc::new(Shared::new(
+        None,
+        true,
+        Arc::new(Accounting::new(Some(0.03))),
+    ));
     let cl = client(&c, &s);
     let mut ok = 0;
     let mut first_err = None;
