@@ -215,7 +215,16 @@ fn compile_teachers(
         let header = format!("[teachers.{name}]");
         let line = source.header_line(&header);
         match v.clone().try_into::<TeacherConfig>() {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                // A local model is compute-bound: a request's wait includes the queue
+                // behind other sequences on a busy CPU, so the HTTP default timeout would
+                // cut off work that is progressing. Unless the file says otherwise, give
+                // it an hour.
+                if cfg.provider == retort_teacher::Provider::Local
+                    && v.get("timeout_secs").is_none()
+                {
+                    cfg.timeout_secs = 3600.0;
+                }
                 for m in cfg.validate() {
                     errors.push(source.error(line, None, format!("{header}: {m}"), None));
                 }

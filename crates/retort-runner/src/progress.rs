@@ -38,6 +38,11 @@ impl Progress {
                 b
             })
             .collect();
+        let teacher_bar = mp.add(ProgressBar::new_spinner());
+        teacher_bar.set_style(
+            ProgressStyle::with_template("{prefix:>14.bold} {msg}").expect("valid template"),
+        );
+        teacher_bar.set_prefix("teachers");
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             loop {
@@ -63,11 +68,18 @@ impl Progress {
                         }
                     ));
                 }
-                let snap = accounting.snapshot();
-                if let Some(b) = bars.last() {
-                    let _ = &snap;
-                    b.tick();
-                }
+                let t = accounting.snapshot().total;
+                teacher_bar.set_message(format!(
+                    "{} calls · {} cached · {} requests · {} retries · {} failed · {} in / {} out tokens · ${:.4}",
+                    t.calls,
+                    t.cache_hits,
+                    t.requests,
+                    t.retries,
+                    t.failures,
+                    t.prompt_tokens,
+                    t.completion_tokens,
+                    t.cost_usd
+                ));
                 tokio::select! {
                     _ = tokio::time::sleep(TICK) => {}
                     _ = &mut rx => break,
@@ -76,6 +88,7 @@ impl Progress {
             for b in &bars {
                 b.finish();
             }
+            teacher_bar.finish();
         });
         Progress {
             stop: Some(tx),
