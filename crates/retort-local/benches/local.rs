@@ -18,22 +18,41 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use retort_core::Message;
-use retort_local::{models_dir, path_of, EmbedOptions, KnownModel, LocalOptions, LocalTeacher, MiniLm};
+use retort_local::{
+    models_dir, path_of, EmbedOptions, KnownModel, LocalOptions, LocalTeacher, MiniLm,
+};
 use retort_teacher::{Backend, ChatRequest};
 
 const GEN: u32 = 128;
 const PROMPT: &str = "Write a Python function that parses a CSV file and returns the average of each numeric column. Explain each step.";
 
 fn main() {
-    let threads: usize = std::env::var("RETORT_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let threads: usize = std::env::var("RETORT_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let dir = models_dir();
-    let which = if path_of(KnownModel::Qwen25Coder05B, &dir).is_ok() { KnownModel::Qwen25Coder05B } else { KnownModel::SmolLM2_135M };
+    let which = if path_of(KnownModel::Qwen25Coder05B, &dir).is_ok() {
+        KnownModel::Qwen25Coder05B
+    } else {
+        KnownModel::SmolLM2_135M
+    };
     let path = path_of(which, &dir).unwrap_or_else(|e| panic!("{e}"));
     println!("model {which}, threads {threads}, {GEN} generated tokens per request");
 
     // The teacher first: it owns llama.cpp's process-wide backend init.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let teacher = Arc::new(LocalTeacher::load(&path, LocalOptions { threads, context_size: 1024, parallel: 8 }).unwrap());
+    let teacher = Arc::new(
+        LocalTeacher::load(
+            &path,
+            LocalOptions {
+                threads,
+                context_size: 1024,
+                parallel: 8,
+            },
+        )
+        .unwrap(),
+    );
     let req = |i: usize| ChatRequest {
         messages: vec![Message::user(format!("{PROMPT} (variant {i})"))],
         temperature: Some(0.0),
@@ -43,7 +62,11 @@ fn main() {
         ..Default::default()
     };
     // Warm-up.
-    rt.block_on(teacher.chat(&ChatRequest { max_tokens: Some(8), ..req(0) })).unwrap();
+    rt.block_on(teacher.chat(&ChatRequest {
+        max_tokens: Some(8),
+        ..req(0)
+    }))
+    .unwrap();
 
     // Raw loop: same prompt text as the teacher renders, same greedy sampling and token count.
     let raw_tps = raw_generation(&path, threads, &req(0).messages);
@@ -60,29 +83,57 @@ fn main() {
     let concurrent_tps = {
         let t0 = Instant::now();
         let total: u64 = rt.block_on(async {
-            let hs: Vec<_> = (0..8).map(|i| { let t = Arc::clone(&teacher); let r = req(i); tokio::spawn(async move { t.chat(&r).await.unwrap().usage.completion_tokens }) }).collect();
+            let hs: Vec<_> = (0..8)
+                .map(|i| {
+                    let t = Arc::clone(&teacher);
+                    let r = req(i);
+                    tokio::spawn(async move { t.chat(&r).await.unwrap().usage.completion_tokens })
+                })
+                .collect();
             let mut sum = 0;
-            for h in hs { sum += h.await.unwrap(); }
+            for h in hs {
+                sum += h.await.unwrap();
+            }
             sum
         });
         total as f64 / t0.elapsed().as_secs_f64()
     };
     println!("raw llama-cpp-2 single sequence: {raw_tps:.1} tok/s");
-    println!("LocalTeacher single stream:      {single_tps:.1} tok/s ({:.0}% of raw)", 100.0 * single_tps / raw_tps);
-    println!("LocalTeacher 8 concurrent:       {concurrent_tps:.1} tok/s aggregate ({:.2}x single)", concurrent_tps / single_tps);
+    println!(
+        "LocalTeacher single stream:      {single_tps:.1} tok/s ({:.0}% of raw)",
+        100.0 * single_tps / raw_tps
+    );
+    println!(
+        "LocalTeacher 8 concurrent:       {concurrent_tps:.1} tok/s aggregate ({:.2}x single)",
+        concurrent_tps / single_tps
+    );
     drop(teacher);
 
     // Embedder.
     let mdir = path_of(KnownModel::MiniLM, &dir).unwrap_or_else(|e| panic!("{e}"));
-    let words = ["data", "model", "river", "green", "quickly", "engine", "music", "theory", "small", "city", "write", "python", "cloud", "table", "light"];
-    let sentences: Vec<String> = (0..2000).map(|i| {
-        let n = 4 + (i * 7) % 14;
-        let s: Vec<&str> = (0..n).map(|j| words[(i * 31 + j * 17) % words.len()]).collect();
-        format!("{} {}.", i, s.join(" "))
-    }).collect();
+    let words = [
+        "data", "model", "river", "green", "quickly", "engine", "music", "theory", "small", "city",
+        "write", "python", "cloud", "table", "light",
+    ];
+    let sentences: Vec<String> = (0..2000)
+        .map(|i| {
+            let n = 4 + (i * 7) % 14;
+            let s: Vec<&str> = (0..n)
+                .map(|j| words[(i * 31 + j * 17) % words.len()])
+                .collect();
+            format!("{} {}.", i, s.join(" "))
+        })
+        .collect();
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let sorted = MiniLm::load(&mdir, EmbedOptions::default()).unwrap();
-    let unsorted = MiniLm::load(&mdir, EmbedOptions { sort_by_length: false, ..Default::default() }).unwrap();
+    let unsorted = MiniLm::load(
+        &mdir,
+        EmbedOptions {
+            sort_by_length: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     sorted.embed(&refs[..64]).unwrap();
     let t0 = Instant::now();
     let a = sorted.embed(&refs).unwrap();
@@ -90,7 +141,11 @@ fn main() {
     let t0 = Instant::now();
     let b = unsorted.embed(&refs).unwrap();
     let unsorted_sps = refs.len() as f64 / t0.elapsed().as_secs_f64();
-    let worst = a.iter().zip(&b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs())).fold(0f32, f32::max);
+    let worst = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0f32, f32::max);
     println!("MiniLM sorted batches (64):      {sorted_sps:.0} sentences/s");
     println!("MiniLM unsorted batches (64):    {unsorted_sps:.0} sentences/s (max |diff| vs sorted {worst:.2e})");
 }

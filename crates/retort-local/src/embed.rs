@@ -176,15 +176,21 @@ impl MiniLm {
         let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
         let counts = mask_f.sum(1)?.clamp(1e-9f32, f32::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         let unit = mean.broadcast_div(&norm)?;
         Ok(unit.to_vec2::<f32>()?)
     }
 }
 
+type Reply = Result<Vec<Vec<f32>>, EmbedError>;
+
 struct Job {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// The embedded MiniLM embedder (provider `local`): a [`MiniLm`] on its own thread, fed
@@ -232,10 +238,7 @@ impl LocalEmbedder {
             .map_err(|_| EmbedError::Thread("stopped before answering".to_string()))?
     }
 
-    fn submit(
-        &self,
-        texts: Vec<String>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>, EmbedError> {
+    fn submit(&self, texts: Vec<String>) -> Result<oneshot::Receiver<Reply>, EmbedError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .as_ref()

@@ -484,7 +484,9 @@ impl Engine<'_> {
 
     fn prepare(&self, req: &ChatRequest) -> Result<(Vec<LlamaToken>, LlamaSampler), TeacherError> {
         if req.messages.is_empty() {
-            return Err(TeacherError::Other("chat request has no messages".to_string()));
+            return Err(TeacherError::Other(
+                "chat request has no messages".to_string(),
+            ));
         }
         let text = self
             .template
@@ -496,7 +498,9 @@ impl Engine<'_> {
             prompt.insert(0, vocab.bos());
         }
         if prompt.is_empty() {
-            return Err(TeacherError::Other("the rendered prompt is empty".to_string()));
+            return Err(TeacherError::Other(
+                "the rendered prompt is empty".to_string(),
+            ));
         }
         if prompt.len() >= self.context_size as usize {
             return Err(TeacherError::Other(format!(
@@ -506,7 +510,9 @@ impl Engine<'_> {
             )));
         }
         if req.max_tokens == Some(0) {
-            return Err(TeacherError::Other("max_tokens must be at least 1".to_string()));
+            return Err(TeacherError::Other(
+                "max_tokens must be at least 1".to_string(),
+            ));
         }
         Ok((prompt, self.sampler_for(req)?))
     }
@@ -515,9 +521,8 @@ impl Engine<'_> {
         let mut chain = Vec::new();
         if let Some(format) = &req.response_format {
             if let Some(grammar) = grammar_for(format)? {
-                let sampler = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
-                    TeacherError::Other(format!("response_format grammar: {e}"))
-                })?;
+                let sampler = LlamaSampler::grammar(self.model, &grammar, "root")
+                    .map_err(|e| TeacherError::Other(format!("response_format grammar: {e}")))?;
                 chain.push(sampler);
             }
         }
@@ -543,7 +548,9 @@ impl Engine<'_> {
         while i < self.active.len() {
             if self.active[i].reply.is_closed() {
                 let seq = self.active.remove(i);
-                let _ = self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None);
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(seq.slot as u32), None, None);
             } else {
                 i += 1;
             }
@@ -589,7 +596,9 @@ impl Engine<'_> {
                 // tiles) than a full batch; throwaway rows in a scratch sequence keep them on
                 // the same ones, which costs little while decoding is memory-bound.
                 let scratch = self.parallel as i32;
-                let _ = self.ctx.clear_kv_cache_seq(Some(scratch as u32), None, None);
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(scratch as u32), None, None);
                 for p in 0..(MIN_DECODE_ROWS - rows) {
                     self.batch
                         .add(self.pad_token, p, &[scratch], true)
@@ -601,10 +610,12 @@ impl Engine<'_> {
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             tracing::error!(error = %e, sequences = self.active.len(), "llama.cpp decode failed");
             for seq in std::mem::take(&mut self.active) {
-                let _ = self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None);
-                let _ = seq
-                    .reply
-                    .send(Err(TeacherError::Other(format!("llama.cpp decode failed: {e}"))));
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(seq.slot as u32), None, None);
+                let _ = seq.reply.send(Err(TeacherError::Other(format!(
+                    "llama.cpp decode failed: {e}"
+                ))));
             }
             return;
         }
@@ -636,7 +647,9 @@ impl Engine<'_> {
         }
         for (i, reason) in finished.into_iter().rev() {
             let seq = self.active.remove(i);
-            let _ = self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None);
+            let _ = self
+                .ctx
+                .clear_kv_cache_seq(Some(seq.slot as u32), None, None);
             let response = ChatResponse {
                 content: String::from_utf8_lossy(&seq.out).into_owned(),
                 finish_reason: reason,
@@ -705,7 +718,11 @@ mod tests {
         let stops = vec![b"END".to_vec()];
         assert_eq!(find_stop(b"abcEN", 3, &stops), None);
         assert_eq!(find_stop(b"abcEND!", 5, &stops), Some(3));
-        assert_eq!(find_stop(b"ENDabc", 4, &stops), None, "already checked earlier");
+        assert_eq!(
+            find_stop(b"ENDabc", 4, &stops),
+            None,
+            "already checked earlier"
+        );
     }
 
     #[test]
@@ -737,6 +754,9 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(g.contains("root"), "{g}");
-        assert_eq!(grammar_for(&serde_json::json!({"type": "text"})).unwrap(), None);
+        assert_eq!(
+            grammar_for(&serde_json::json!({"type": "text"})).unwrap(),
+            None
+        );
     }
 }

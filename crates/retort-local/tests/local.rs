@@ -67,7 +67,11 @@ async fn greedy_generation_is_deterministic_with_real_token_counts() {
     assert!(!a.content.trim().is_empty());
     assert!(a.content.contains("Paris"), "{:?}", a.content);
     assert!(a.usage.prompt_tokens > 10, "{:?}", a.usage);
-    assert!((1..=32).contains(&a.usage.completion_tokens), "{:?}", a.usage);
+    assert!(
+        (1..=32).contains(&a.usage.completion_tokens),
+        "{:?}",
+        a.usage
+    );
     assert_eq!(a.model, "smollm2-135m-instruct");
 }
 
@@ -96,7 +100,10 @@ async fn seeded_sampling_is_reproducible_and_seed_matters() {
 async fn max_tokens_cuts_with_length() {
     let t = shared_teacher();
     let r = t
-        .chat(&greedy("Write a long story about a dragon and a knight.", 5))
+        .chat(&greedy(
+            "Write a long story about a dragon and a knight.",
+            5,
+        ))
         .await
         .unwrap();
     assert_eq!(r.finish_reason, FinishReason::Length);
@@ -109,7 +116,10 @@ async fn stop_string_ends_the_answer_before_it() {
     let prompt = "List the days of the week, one per line.";
     let full = t.chat(&greedy(prompt, 48)).await.unwrap().content;
     let chars: Vec<char> = full.chars().collect();
-    assert!(chars.len() > 20, "answer too short to pick a stop: {full:?}");
+    assert!(
+        chars.len() > 20,
+        "answer too short to pick a stop: {full:?}"
+    );
     let stop: String = chars[12..15].iter().collect();
     let cut = full.find(&stop).unwrap();
     let mut req = greedy(prompt, 48);
@@ -177,7 +187,12 @@ async fn concurrent_requests_all_complete_and_agree_on_their_start() {
         assert!(together.usage.completion_tokens <= 24);
         // Each sequence reads its own prompt: a mixed-up KV cache would change the first words.
         let head: String = alone[i].content.chars().take(16).collect();
-        assert!(together.content.starts_with(&head), "prompt {i}: {:?} vs {:?}", together.content, alone[i].content);
+        assert!(
+            together.content.starts_with(&head),
+            "prompt {i}: {:?} vs {:?}",
+            together.content,
+            alone[i].content
+        );
     }
 }
 
@@ -195,7 +210,8 @@ async fn json_schema_response_format_yields_matching_json() {
         }}
     }));
     let r = t.chat(&req).await.unwrap();
-    let v: Value = serde_json::from_str(&r.content).unwrap_or_else(|e| panic!("{e}: {:?}", r.content));
+    let v: Value =
+        serde_json::from_str(&r.content).unwrap_or_else(|e| panic!("{e}: {:?}", r.content));
     assert!(v["legs"].is_i64(), "{v}");
 }
 
@@ -216,13 +232,21 @@ async fn embedder_ranks_paraphrases_above_unrelated_pairs() {
     let e = shared_embedder();
     assert_eq!(e.dim(), 384);
     let pairs = [
-        ("A man is playing a guitar.", "Someone is strumming a guitar.", "The stock market fell sharply today."),
+        (
+            "A man is playing a guitar.",
+            "Someone is strumming a guitar.",
+            "The stock market fell sharply today.",
+        ),
         (
             "How do I reverse a linked list in Python?",
             "What is the way to invert a linked list using Python?",
             "Bananas are rich in potassium.",
         ),
-        ("The cat sleeps on the sofa.", "A kitten is napping on the couch.", "Quarterly revenue exceeded forecasts."),
+        (
+            "The cat sleeps on the sofa.",
+            "A kitten is napping on the couch.",
+            "Quarterly revenue exceeded forecasts.",
+        ),
     ];
     for (a, para, other) in pairs {
         let v = e
@@ -236,7 +260,10 @@ async fn embedder_ranks_paraphrases_above_unrelated_pairs() {
         }
         let (p, u) = (cosine(&v[0], &v[1]), cosine(&v[0], &v[2]));
         assert!(p > u + 0.3, "{a:?}: paraphrase {p} vs unrelated {u}");
-        assert!(u < 0.3, "unrelated pair too similar ({u}); padding or pooling is wrong");
+        assert!(
+            u < 0.3,
+            "unrelated pair too similar ({u}); padding or pooling is wrong"
+        );
     }
 }
 
@@ -308,7 +335,11 @@ fn unsorted_batching_gives_the_same_vectors() {
     let a = sorted.embed(&texts).unwrap();
     let b = unsorted.embed(&texts).unwrap();
     for (x, y) in a.iter().zip(&b) {
-        let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
         assert!(worst < 1e-5, "{worst}");
     }
 }
@@ -326,8 +357,20 @@ async fn server_speaks_the_openai_shape() {
     let base = format!("http://{addr}/v1");
     let http = reqwest::Client::new();
 
-    let models: Value = http.get(format!("{base}/models")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let models: Value = http
+        .get(format!("{base}/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["smollm2-135m-instruct", "all-minilm-l6-v2"]);
 
     let body = serde_json::json!({
@@ -337,7 +380,12 @@ async fn server_speaks_the_openai_shape() {
         "max_tokens": 8,
         "stop": ["\n\n"],
     });
-    let resp = http.post(format!("{base}/chat/completions")).json(&body).send().await.unwrap();
+    let resp = http
+        .post(format!("{base}/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
