@@ -367,11 +367,13 @@ pub fn parse_score(text: &str, scale: Scale) -> Result<ScoreReply, ParseError> {
     }
 
     // 3. A reply that is nothing but a number.
+    // Markdown emphasis and quotes around the number, and a full stop after it (`**8**.`);
+    // a leading `.` is kept so `.5` is not read as 5.
+    let deco = |c: char| c.is_whitespace() || matches!(c, '*' | '`' | '"');
     let bare = text
-        .trim()
-        .trim_matches(|c: char| c == '*' || c == '`' || c == '"')
+        .trim_matches(deco)
         .trim_end_matches('.')
-        .trim();
+        .trim_matches(deco);
     if let Ok(x) = bare.parse::<f64>() {
         return Ok(ScoreReply {
             score: check_scale(x, scale)?,
@@ -742,6 +744,7 @@ mod tests {
         assert_eq!(s("Score: 8. It covers 2/3 of the steps.").unwrap(), 8.0);
         assert_eq!(s("After generating 5 ideas... Score: 6").unwrap(), 6.0);
         assert_eq!(s("  **8**.\n").unwrap(), 8.0);
+        assert_eq!(s(".5").unwrap_err().class(), "out_of_scale");
         // Broken JSON (single quotes) still has a readable score marker.
         assert_eq!(s("{'score': 4, 'rationale': 'meh'}").unwrap(), 4.0);
     }

@@ -81,7 +81,7 @@ impl PairStep {
 /// Build `pair` from its spec.
 pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     let opts: PairOptions = parse_options(spec)?;
-    if !(opts.min_margin >= 0.0) {
+    if opts.min_margin.is_nan() || opts.min_margin < 0.0 {
         return Err(vec![format!(
             "`min_margin` must be 0 or more, got {}",
             opts.min_margin

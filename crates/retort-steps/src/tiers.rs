@@ -182,27 +182,45 @@ impl TiersStep {
     }
 
     /// Read the score columns the configuration uses; a missing one is a failure.
-    fn columns(&self, ctx: &StepCtx, r: &Record) -> Result<(Option<f64>, Option<f64>), Failure> {
-        let get = |col: &str, needed: bool| -> Result<Option<f64>, Failure> {
+    fn columns(&self, r: &Record) -> Result<(Option<f64>, Option<f64>), String> {
+        let get = |col: &str, needed: bool| -> Result<Option<f64>, String> {
             match (r.scores.get(col), needed) {
                 (Some(v), _) if v.is_finite() => Ok(Some(*v)),
                 (_, false) => Ok(None),
-                _ => Err(Failure {
-                    step: ctx.step_id.clone(),
-                    record_id: r.id.clone(),
-                    class: "bad_input".into(),
-                    status: None,
-                    message: format!(
-                        "record has no scores.{col}; put a `score` step rating it before `tiers`"
-                    ),
-                    raw: r.prompt_text(),
-                }),
+                _ => Err(format!(
+                    "record has no scores.{col}; put a `score` step rating it before `tiers`"
+                )),
             }
         };
         Ok((
             get(&self.difficulty, self.needs_difficulty())?,
             get(&self.quality, self.needs_quality())?,
         ))
+    }
+
+    /// Split records into those with the needed columns and `bad_input` failures.
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &self,
+        ctx: &StepCtx,
+        batch: Vec<Record>,
+    ) -> (Vec<(Record, Option<f64>, Option<f64>)>, Vec<Failure>) {
+        let mut rows = Vec::new();
+        let mut failures = Vec::new();
+        for r in batch {
+            match self.columns(&r) {
+                Ok((d, q)) => rows.push((r, d, q)),
+                Err(message) => failures.push(Failure {
+                    step: ctx.step_id.clone(),
+                    record_id: r.id.clone(),
+                    class: "bad_input".into(),
+                    status: None,
+                    message,
+                    raw: r.prompt_text(),
+                }),
+            }
+        }
+        (rows, failures)
     }
 
     fn reject(ctx: &StepCtx, r: &Record, reason: &str, detail: String) -> Rejection {
@@ -286,14 +304,7 @@ pub fn tier_index(cuts: &[f64], x: f64) -> usize {
 #[async_trait]
 impl MapStep for TiersStep {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
-        let mut failures = Vec::new();
-        let mut rows = Vec::new();
-        for r in batch {
-            match self.columns(ctx, &r) {
-                Ok((d, q)) => rows.push((r, d, q)),
-                Err(f) => failures.push(f),
-            }
-        }
+        let (rows, failures) = self.read(ctx, batch);
         let mut b = self.label(ctx, rows, &[]);
         b.failures = failures;
         Ok(b)
@@ -321,14 +332,7 @@ impl Step for TiersStep {
         }
         let all = inputs.read_all().await?;
         let consumed = all.len() as u64;
-        let mut failures = Vec::new();
-        let mut rows = Vec::new();
-        for r in all {
-            match self.columns(ctx, &r) {
-                Ok((d, q)) => rows.push((r, d, q)),
-                Err(f) => failures.push(f),
-            }
-        }
+        let (rows, failures) = self.read(ctx, all);
         let ds: Vec<f64> = rows.iter().filter_map(|(_, d, _)| *d).collect();
         let cuts = quantile_cuts(&ds, self.quantiles.len());
         for (k, c) in cuts.iter().enumerate() {

@@ -781,7 +781,10 @@ fn registry_builds_the_kinds_and_reports_every_problem() {
     )
     .err()
     .unwrap();
-    assert!(e[0].contains("pointwise only"), "{e:?}");
+    assert!(
+        e[0].contains("`aspects` applies to mode = \"pointwise\" only"),
+        "{e:?}"
+    );
     let e = build(&spec("pair", "strategy = \"best\""), &ctx)
         .err()
         .unwrap();
@@ -826,12 +829,15 @@ fn rendered_templates_snapshot() {
         "scale_min": 1,
         "scale_max": 6,
     });
+    // A pointwise judge sees the prompt turns only; the candidate is `response`.
+    let mut prompt_chat = chat.clone();
+    prompt_chat["messages"].as_array_mut().unwrap().pop();
     let cases = [
         ("score_quality", &single, ""),
         ("score_quality", &chat, "_chat"),
         ("score_difficulty", &single, ""),
         ("judge_pointwise", &single, ""),
-        ("judge_pointwise", &chat, "_chat"),
+        ("judge_pointwise", &prompt_chat, "_chat"),
         ("judge_pairwise", &single, ""),
         ("judge_ultrafeedback_instruction_following", &single, ""),
         ("judge_ultrafeedback_honesty", &single, ""),

@@ -1,4 +1,6 @@
 //! An in-process scripted judge for the score/judge/pair tests.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
