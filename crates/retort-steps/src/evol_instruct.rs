@@ -471,3 +471,90 @@ impl Step for EvolInstruct {
         run_map(self, ctx, inputs, out).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eliminator_rules() {
+        let o = "Sort the list of numbers 3, 1, 2 in ascending order.";
+        assert_eq!(eliminate_rewrite(o, "", 0.9).unwrap().0, "empty");
+        assert_eq!(
+            eliminate_rewrite(o, "The... and, of?", 0.9).unwrap().0,
+            "only_stopwords"
+        );
+        assert_eq!(
+            eliminate_rewrite(o, "Rewritten prompt: sort it", 0.9)
+                .unwrap()
+                .0,
+            "leaked_marker"
+        );
+        assert_eq!(
+            eliminate_rewrite(o, "<|im_start|>Sort numbers", 0.9)
+                .unwrap()
+                .0,
+            "leaked_marker"
+        );
+        assert_eq!(
+            eliminate_rewrite(o, "As an AI language model, I cannot do that.", 0.9)
+                .unwrap()
+                .0,
+            "refusal"
+        );
+        assert_eq!(
+            eliminate_rewrite(
+                o,
+                "sort the list of numbers 3, 1, 2 in ascending order",
+                0.9
+            )
+            .unwrap()
+            .0,
+            "no_gain"
+        );
+        assert_eq!(
+            eliminate_rewrite(
+                o,
+                "Please sort the list of numbers 3, 1, 2 in ascending order.",
+                0.9
+            )
+            .unwrap()
+            .0,
+            "no_gain"
+        );
+        assert!(eliminate_rewrite(
+            o,
+            "Sort the list 3, 1, 2 in ascending order with insertion sort, showing the list after every pass.",
+            0.9
+        )
+        .is_none());
+        // CJK rewrites are compared per character.
+        assert_eq!(
+            eliminate_rewrite("把这个句子翻译成英文。", "请把这个句子翻译成英文。", 0.9)
+                .unwrap()
+                .0,
+            "no_gain"
+        );
+    }
+
+    #[test]
+    fn answer_rules() {
+        assert_eq!(eliminate_answer("  ", 80).unwrap().0, "empty_answer");
+        assert_eq!(
+            eliminate_answer("Sorry, I don't know.", 80).unwrap().0,
+            "refusal"
+        );
+        assert_eq!(
+            eliminate_answer("抱歉，我无法回答这个问题。", 80)
+                .unwrap()
+                .0,
+            "refusal"
+        );
+        let long = format!("Sorry for the long answer. {}", "word ".repeat(100));
+        assert!(
+            eliminate_answer(&long, 80).is_none(),
+            "long answers that say sorry stay"
+        );
+        assert!(eliminate_answer("Insertion sort: [1, 2, 3].", 80).is_none());
+    }
+}

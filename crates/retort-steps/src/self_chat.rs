@@ -591,3 +591,45 @@ impl Step for SelfChat {
         run_map(self, ctx, inputs, out).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_markers_both_spellings() {
+        let t = split_transcript("intro [|Human|] hi [|AI|] hello\n[Human] more? [AI] yes");
+        assert_eq!(
+            t,
+            vec![
+                (true, "hi".to_string()),
+                (false, "hello".to_string()),
+                (true, "more?".to_string()),
+                (false, "yes".to_string())
+            ]
+        );
+        assert!(split_transcript("no markers").is_empty());
+    }
+
+    #[test]
+    fn user_turn_end_and_label() {
+        assert_eq!(user_turn("User: Why?", "<end>").as_deref(), Some("Why?"));
+        assert_eq!(user_turn("Thanks! <end>", "<end>"), None);
+        assert_eq!(
+            user_turn("\"Quoted?\"", "<end>").as_deref(),
+            Some("Quoted?")
+        );
+    }
+
+    #[test]
+    fn stop_finish_keeps_last_turn() {
+        let turns = vec![(true, "q".into()), (false, "a".into())];
+        assert_eq!(
+            baize_rules(turns.clone(), FinishReason::Stop, 1, 3)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(baize_rules(turns, FinishReason::Length, 1, 3).is_err());
+    }
+}

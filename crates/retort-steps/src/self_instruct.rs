@@ -1047,3 +1047,43 @@ impl Step for SelfInstruct {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yes_no_answers() {
+        assert_eq!(parse_yes_no("Yes"), Some(true));
+        assert_eq!(parse_yes_no("no."), Some(false));
+        assert_eq!(parse_yes_no("Is it classification? Yes"), Some(true));
+        assert_eq!(parse_yes_no("是的，这是分类任务"), Some(true));
+        assert_eq!(parse_yes_no("不是"), Some(false));
+        assert_eq!(parse_yes_no("Maybe"), None);
+        assert_eq!(parse_yes_no(""), None);
+    }
+
+    #[test]
+    fn instances_keep_at_most_max_and_say_so() {
+        let reply = "Class label: a\nInput: x\nClass label: b\nInput: y\nClass label: c\nInput: z";
+        match parse_instances(reply, FinishReason::Stop, true, 2).unwrap() {
+            Instances::Kept(k, r) => {
+                assert_eq!(k, vec![("x".into(), "a".into()), ("y".into(), "b".into())]);
+                assert_eq!(r[0].0, "too_many_instances");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_instances("nothing here", FinishReason::Stop, false, 5).is_err());
+    }
+
+    #[test]
+    fn alpaca_length_drops_only_the_last_block() {
+        let reply = "4. Instruction: A b c d\n4. Input:\n<noinput>\n4. Output:\nx\n###\n5. Instruction: E f g h\n5. Input:\n<noinput>\n5. Output:\ny";
+        let (c, r) = parse_alpaca(reply, FinishReason::Stop).unwrap();
+        assert_eq!((c.len(), r.len()), (2, 0));
+        let (c, r) = parse_alpaca(reply, FinishReason::Length).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(r[0].0, "truncated_last");
+        assert!(r[0].2.contains("E f g h"));
+    }
+}
