@@ -428,7 +428,7 @@ impl SelfChat {
         }
         let mut turn = 0u64;
         loop {
-            if history.len() % 2 == 0 {
+            if history.len().is_multiple_of(2) {
                 // The user simulator's turn.
                 let prompt = gc::render(
                     &self.template,

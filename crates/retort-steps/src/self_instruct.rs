@@ -331,6 +331,9 @@ pub(crate) struct Candidate {
     pub output: String,
 }
 
+/// A rejection found while parsing one reply: (reason, detail, the block's text).
+pub(crate) type BlockReject = (&'static str, String, String);
+
 /// A candidate's rejection before it reaches the pool.
 type Reject = (String, &'static str, String, String);
 
@@ -416,7 +419,7 @@ fn screen(
 pub(crate) fn parse_alpaca(
     reply: &str,
     finish: FinishReason,
-) -> Result<(Vec<Candidate>, Vec<(&'static str, String, String)>), String> {
+) -> Result<(Vec<Candidate>, Vec<BlockReject>), String> {
     let mut blocks = gc::parse_field_blocks(reply, gc::ALPACA_FIELDS);
     if blocks.is_empty() {
         return Err("no `Instruction:`/`Input:`/`Output:` blocks in the reply".into());
@@ -461,7 +464,7 @@ pub(crate) fn parse_alpaca(
 pub(crate) fn parse_classic_list(
     reply: &str,
     finish: FinishReason,
-) -> Result<(Vec<String>, Vec<(&'static str, String, String)>), String> {
+) -> Result<(Vec<String>, Vec<BlockReject>), String> {
     let mut items = gc::parse_numbered_list(reply);
     if items.is_empty() {
         return Err("no numbered list in the reply".into());
@@ -525,9 +528,9 @@ const INPUT_FIRST_FIELDS: &[Field] = &[
 #[derive(Debug, PartialEq)]
 pub(crate) enum Instances {
     /// Kept (input, output) pairs and per-instance rejections (reason, detail, text).
-    Kept(Vec<(String, String)>, Vec<(&'static str, String, String)>),
+    Kept(Vec<(String, String)>, Vec<BlockReject>),
     /// The whole task is dropped (reason, detail).
-    Dropped(&'static str, String, Vec<(&'static str, String, String)>),
+    Dropped(&'static str, String, Vec<BlockReject>),
 }
 
 /// Parse and check a classic instance reply.
