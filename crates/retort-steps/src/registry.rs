@@ -122,7 +122,6 @@ pub const KINDS: &[&str] = &[
     "self_chat",
     "evol_instruct",
     "respond",
-    "self_instruct", "self_chat", "evol_instruct", "respond",
 ];
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,
