@@ -90,17 +90,6 @@ const BUILTIN: &[(&str, &str)] = &[
         "respond_system",
         include_str!("../../../templates/respond_system.jinja"),
     ),
-    ("alpaca_generate", include_str!("../../../templates/alpaca_generate.jinja")),
-    ("classic_instructions", include_str!("../../../templates/classic_instructions.jinja")),
-    ("classic_is_classification", include_str!("../../../templates/classic_is_classification.jinja")),
-    ("classic_instances_input_first", include_str!("../../../templates/classic_instances_input_first.jinja")),
-    ("classic_instances_output_first", include_str!("../../../templates/classic_instances_output_first.jinja")),
-    ("baize_chat", include_str!("../../../templates/baize_chat.jinja")),
-    ("dual_user", include_str!("../../../templates/dual_user.jinja")),
-    ("dual_assistant_system", include_str!("../../../templates/dual_assistant_system.jinja")),
-    ("evol_in_depth", include_str!("../../../templates/evol_in_depth.jinja")),
-    ("evol_in_breadth", include_str!("../../../templates/evol_in_breadth.jinja")),
-    ("respond_system", include_str!("../../../templates/respond_system.jinja")),
 ];
 
 /// Names of the built-in templates.
