@@ -15,7 +15,9 @@ struct NoTeachers;
 
 impl Factory for NoTeachers {
     fn backend(&self, name: &str, _: &TeacherConfig) -> Result<Arc<dyn Backend>, String> {
-        Err(format!("the spine benchmark declares no teachers (asked for `{name}`)"))
+        Err(format!(
+            "the spine benchmark declares no teachers (asked for `{name}`)"
+        ))
     }
     fn embedder(&self, _: &EmbedderConfig) -> Result<Arc<dyn Embedder>, String> {
         Err("the spine benchmark declares no embedder".into())
@@ -42,7 +44,11 @@ fn main() {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
         for i in 0..rows {
-            let input = if i % 3 == 0 { format!("context for item {i}") } else { String::new() };
+            let input = if i % 3 == 0 {
+                format!("context for item {i}")
+            } else {
+                String::new()
+            };
             writeln!(
                 f,
                 r#"{{"id":"r{i}","instruction":"Explain concept number {i} in two sentences","input":"{input}","output":"Concept {i} is explained here with a short answer.","quality":{},"category":"cat{}"}}"#,

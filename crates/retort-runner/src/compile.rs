@@ -94,14 +94,16 @@ pub fn compile(path: &Path, sets: &[String]) -> Result<Plan, Vec<CompileError>> 
 
     for key in doc.keys() {
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-            errors.push(source.error(
-                source
-                    .key_line(key, 1, usize::MAX / 2)
-                    .or_else(|| source.header_line(&format!("[{key}]"))),
-                None,
-                format!("unknown top-level key `{key}`"),
-                Some(&format!("allowed: {}", TOP_LEVEL_KEYS.join(", "))),
-            ));
+            errors.push(
+                source.error(
+                    source
+                        .key_line(key, 1, usize::MAX / 2)
+                        .or_else(|| source.header_line(&format!("[{key}]"))),
+                    None,
+                    format!("unknown top-level key `{key}`"),
+                    Some(&format!("allowed: {}", TOP_LEVEL_KEYS.join(", "))),
+                ),
+            );
         }
     }
 
@@ -424,9 +426,11 @@ fn compile_steps(
             }
             Err(msgs) => {
                 for m in msgs {
-                    let line = r
-                        .line
-                        .map(|l| field_line(source, &m, l).filter(|x| *x <= r.end).unwrap_or(l));
+                    let line = r.line.map(|l| {
+                        field_line(source, &m, l)
+                            .filter(|x| *x <= r.end)
+                            .unwrap_or(l)
+                    });
                     let (message, hint) = split_hint(&m);
                     errors.push(source.error(line, Some(&r.spec.id), message, hint.as_deref()));
                 }
@@ -466,7 +470,10 @@ fn compile_steps(
                 errors.push(source.error(
                     after_line,
                     Some(&r.spec.id),
-                    format!("kind `{}` reads files and takes no `after` inputs", r.spec.kind),
+                    format!(
+                        "kind `{}` reads files and takes no `after` inputs",
+                        r.spec.kind
+                    ),
                     Some("remove `after`"),
                 ));
             }
@@ -498,8 +505,7 @@ fn compile_steps(
     loop {
         let next = raw.iter().find(|r| {
             !done.contains(r.spec.id.as_str())
-                && r
-                    .spec
+                && r.spec
                     .after
                     .iter()
                     .filter(|a| ids.contains(a.as_str()))

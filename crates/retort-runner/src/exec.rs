@@ -193,7 +193,10 @@ impl Embedder for LazyEmbedder {
                 found[i] = Some(v);
             }
         }
-        Ok(found.into_iter().map(|v| v.expect("filled above")).collect())
+        Ok(found
+            .into_iter()
+            .map(|v| v.expect("filled above"))
+            .collect())
     }
 }
 
@@ -238,9 +241,7 @@ impl InputStream for PartInput {
             }
             let up = *self.up.borrow_and_update();
             if self.next_part < up.parts {
-                let p = self
-                    .dir
-                    .join(format!("part-{:05}.parquet", self.next_part));
+                let p = self.dir.join(format!("part-{:05}.parquet", self.next_part));
                 self.next_part += 1;
                 self.reader = Some(
                     retort_store::RecordReader::open(&p, INPUT_BATCH)
@@ -343,6 +344,9 @@ pub(crate) struct Live {
     pub error: Mutex<Option<String>>,
 }
 
+/// Writes manifest.json with the given run status; shared by every step task.
+type ManifestWriter = Arc<dyn Fn(&str) -> Result<Manifest, StepError> + Send + Sync>;
+
 /// Run a compiled plan.
 pub async fn run(
     plan: Plan,
@@ -354,7 +358,12 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.name));
     if opts.fresh && run_dir.exists() {
-        for sub in ["steps", "manifest.json", "failures.parquet", "rejections.parquet"] {
+        for sub in [
+            "steps",
+            "manifest.json",
+            "failures.parquet",
+            "rejections.parquet",
+        ] {
             let p = run_dir.join(sub);
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)
@@ -374,12 +383,14 @@ pub async fn run(
     })?;
     let resumed = run_dir.join("manifest.json").exists();
 
-    let cache = Arc::new(ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
-        RunError::Setup(format!(
-            "cannot open the response cache in {}: {e}",
-            run_dir.display()
-        ))
-    })?);
+    let cache = Arc::new(
+        ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
+            RunError::Setup(format!(
+                "cannot open the response cache in {}: {e}",
+                run_dir.display()
+            ))
+        })?,
+    );
     let accounting = Arc::new(Accounting::new(plan.max_budget_usd));
     let shared = Arc::new(Shared::new(
         Some(cache.clone()),
@@ -433,7 +444,7 @@ pub async fn run(
         .collect();
 
     let manifest = Arc::new(Mutex::new(Manifest::new(&plan, resumed)));
-    let write_manifest: Arc<dyn Fn(&str) -> Result<Manifest, StepError> + Send + Sync> = {
+    let write_manifest: ManifestWriter = {
         let manifest = manifest.clone();
         let live = live.clone();
         let accounting = accounting.clone();

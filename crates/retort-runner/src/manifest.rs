@@ -66,9 +66,7 @@ pub struct StepReport {
 impl StepReport {
     pub(crate) fn from_live(l: &Live) -> StepReport {
         let seconds = match *l.started.lock().unwrap() {
-            Some(t) if l.status.lock().unwrap().starts_with("running") => {
-                t.elapsed().as_secs_f64()
-            }
+            Some(t) if l.status.lock().unwrap().starts_with("running") => t.elapsed().as_secs_f64(),
             _ => *l.seconds.lock().unwrap(),
         };
         StepReport {

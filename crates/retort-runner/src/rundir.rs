@@ -144,8 +144,8 @@ impl StepDir {
                 .get(META_STATE)
                 .and_then(|v| serde_json::from_str(v).ok());
             for i in 0..sd.parts {
-                sd.rows += retort_store::count_rows(&sd.dir.join(part_name("part", i)))
-                    .map_err(store)?;
+                sd.rows +=
+                    retort_store::count_rows(&sd.dir.join(part_name("part", i))).map_err(store)?;
             }
         }
         write_atomic(
@@ -247,7 +247,9 @@ impl StepDir {
 
 /// Paths of a step's committed part files, in order.
 pub fn part_paths(step_dir: &Path, n: usize) -> Vec<PathBuf> {
-    (0..n).map(|i| step_dir.join(part_name("part", i))).collect()
+    (0..n)
+        .map(|i| step_dir.join(part_name("part", i)))
+        .collect()
 }
 
 /// Number of committed part files in a step folder.

@@ -170,7 +170,10 @@ impl Step for Cluster {
         let mut clusters: Vec<Record> = Vec::new();
         let mut failures = Vec::new();
         for (c, members) in reps.iter().enumerate() {
-            let in_c: Vec<&Record> = records.iter().filter(|r| r.cluster == Some(c as u32)).collect();
+            let in_c: Vec<&Record> = records
+                .iter()
+                .filter(|r| r.cluster == Some(c as u32))
+                .collect();
             let mut sums: BTreeMap<String, (f64, u64)> = BTreeMap::new();
             for r in &in_c {
                 for (key, v) in &r.scores {
@@ -186,7 +189,10 @@ impl Step for Cluster {
                 id: format!("cluster-{c}"),
                 provenance: Provenance {
                     step: ctx.step_id.clone(),
-                    parents: members.iter().map(|&i| records[i as usize].id.clone()).collect(),
+                    parents: members
+                        .iter()
+                        .map(|&i| records[i as usize].id.clone())
+                        .collect(),
                     ..Default::default()
                 },
                 cluster: Some(c as u32),

