@@ -484,3 +484,190 @@ path = "a.parquet"
     assert!(t.contains("171"), "{t}");
     assert!(t.contains("instruction"), "{t}");
 }
+
+/// A teacher + embedder pipeline against the mock OpenAI server: answers, scores,
+/// embeddings, semantic dedup, clusters, report, export. Injected 500s must not lose a
+/// record; a second run must make zero requests; the API key must appear nowhere.
+#[test]
+fn http_teacher_pipeline_is_cached_complete_and_never_leaks_the_key() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let canary = "sk-canary-7f3a9c1e5b";
+    let server = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            require_key: Some(canary.to_string()),
+            rate_500: 0.05,
+            embedding_dim: 32,
+            rules: vec![retort_mock::ReplyRule {
+                pattern: regex::Regex::new(r"(?s)strict, fair reviewer").unwrap(),
+                reply: r#"{"rationale": "clear and correct", "score": 7}"#.to_string(),
+            }],
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let seeds: String = std::fs::read_to_string(repo_root().join("seeds/en.jsonl"))
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(d, "seeds.jsonl", &seeds);
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"
+name = "http"
+[teachers.api]
+provider = "openai"
+base_url = "{base}"
+model = "mock-model"
+api_key_env = "RETORT_TEST_KEY"
+max_retries = 6
+retry_base_ms = 5
+retry_max_ms = 50
+price_input_per_mtok = 1.0
+price_output_per_mtok = 2.0
+
+[embedder]
+provider = "openai"
+base_url = "{base}"
+model = "mock-embed"
+api_key_env = "RETORT_TEST_KEY"
+
+[[step]]
+id = "seeds"
+kind = "load"
+path = "seeds.jsonl"
+[[step]]
+id = "answers"
+kind = "respond"
+after = ["seeds"]
+teacher = "api"
+max_tokens = 128
+[[step]]
+id = "scored"
+kind = "score"
+after = ["answers"]
+teacher = "api"
+aspects = ["quality"]
+[[step]]
+id = "vec"
+kind = "embed"
+after = ["scored"]
+[[step]]
+id = "unique"
+kind = "dedup"
+after = ["vec"]
+mode = "semantic"
+threshold = 0.99
+[[step]]
+id = "clusters"
+kind = "cluster"
+after = ["unique"]
+k = 3
+[[step]]
+id = "report"
+kind = "report"
+after = ["clusters"]
+[[step]]
+id = "sft"
+kind = "export"
+after = ["clusters"]
+format = "messages"
+path = "sft.parquet"
+"#,
+            base = server.base_url()
+        ),
+    );
+    let run_once = || {
+        retort()
+            .args(["run", "p.toml", "--out", "run", "--log-format", "json"])
+            .env("RETORT_TEST_KEY", canary)
+            .env("RETORT_LOG", "debug")
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let o = run_once();
+    let log1 = text(&o);
+    assert!(o.status.success(), "{log1}");
+    let first_requests = server.requests();
+    assert!(first_requests >= 40 + 40, "{first_requests}");
+
+    // No record lost: every seed is in the export or in failures.
+    let got = py(&format!(
+        "import pyarrow.parquet as pq\n\
+ok=pq.read_table('{}').num_rows\n\
+f=pq.read_table('{}').to_pylist()\n\
+d=pq.read_table('{}').num_rows\n\
+print(ok, len(f), d)",
+        d.join("run/sft.parquet").display(),
+        d.join("run/failures.parquet").display(),
+        d.join("run/steps/unique/duplicates.parquet").display()
+    ));
+    let nums: Vec<usize> = got.split(' ').map(|x| x.parse().unwrap()).collect();
+    assert_eq!(
+        nums[0] + nums[1] + nums[2],
+        40,
+        "exported + failed + deduplicated: {got}"
+    );
+    assert!(d.join("run/report.html").exists());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("run/manifest.json")).unwrap()).unwrap();
+    assert!(
+        m["teachers"]["total"]["cost_usd"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
+
+    // Second run of the same command: everything from checkpoints, zero requests.
+    let o = run_once();
+    let log2 = text(&o);
+    assert!(o.status.success(), "{log2}");
+    assert_eq!(
+        server.requests(),
+        first_requests,
+        "a repeated run must send nothing"
+    );
+
+    // A fresh run re-executes every step but answers from the cache: still zero requests.
+    let o = retort()
+        .args(["run", "p.toml", "--out", "run", "--fresh"])
+        .env("RETORT_TEST_KEY", canary)
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // --fresh removes the checkpoints but keeps cache.sqlite, so no request is repeated.
+    assert_eq!(server.requests(), first_requests);
+
+    // The key is nowhere: not in logs, not in any file of the run directory.
+    assert!(!log1.contains(canary) && !log2.contains(canary));
+    for entry in walk(&d.join("run")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "the API key leaked into {}",
+            entry.display()
+        );
+    }
+    // …while the mock did receive it (so the test would notice a missing key).
+    assert!(server
+        .log()
+        .iter()
+        .any(|r| r.header("authorization") == Some(&format!("Bearer {canary}"))));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
