@@ -336,9 +336,6 @@ struct Seq {
     stop: Vec<Vec<u8>>,
 }
 
-/// Fewest rows in a decode call (see `Engine::step`).
-const MIN_DECODE_ROWS: i32 = 2;
-
 struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -348,8 +345,6 @@ struct Engine<'m> {
     n_batch: usize,
     context_size: u32,
     parallel: usize,
-    /// Token for the scratch row that keeps lone decodes on the batched kernels.
-    pad_token: LlamaToken,
     active: Vec<Seq>,
 }
 
@@ -383,8 +378,7 @@ impl Engine<'_> {
         };
         let backend = shared_backend().map_err(llama_err)?;
         let threads = i32::try_from(opts.threads).map_err(|e| LoadError::Options(e.to_string()))?;
-        // Room for the scratch rows too.
-        let n_ctx = opts.context_size.saturating_mul(opts.parallel as u32) + MIN_DECODE_ROWS as u32;
+        let n_ctx = opts.context_size.saturating_mul(opts.parallel as u32);
         let n_batch = opts.context_size.clamp(512, 2048);
         // One unified KV cache shared by all sequences: llama.cpp then decodes the whole batch
         // in one ubatch (per-stream caches would split it by sequence), and since every
@@ -393,7 +387,7 @@ impl Engine<'_> {
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch.min(512))
-            .with_n_seq_max(opts.parallel as u32 + 1)
+            .with_n_seq_max(opts.parallel as u32)
             .with_kv_unified(true)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
@@ -409,7 +403,6 @@ impl Engine<'_> {
             n_batch: n_batch as usize,
             context_size: opts.context_size,
             parallel: opts.parallel,
-            pad_token: LlamaToken::new(0),
             active: Vec::new(),
         })
     }
@@ -563,10 +556,11 @@ impl Engine<'_> {
             seq.logits_at = None;
         }
         // Towards batch invariance: llama.cpp's CPU kernels pick code paths (and so round)
-        // by how many tokens a call holds, so a prompt is prefilled in calls of its own,
-        // never mixed with other prompts, and decode calls hold at least two rows. This is
-        // not complete: greedy outputs can still differ at near-ties between a request run
-        // alone and the same request batched with others (see the ignored test).
+        // by how many tokens a call holds, so a prompt is prefilled in calls of its own, never
+        // mixed with other prompts. Decode calls still differ in row count (1 alone, k when
+        // batched), so greedy outputs can differ at near-ties between a request run alone and
+        // batched (see the ignored test); padding lone decodes to two rows did not fix that
+        // and cost single-stream speed, so it was dropped.
         if let Some(seq) = self.active.iter_mut().find(|s| s.fed < s.prompt.len()) {
             let n = (seq.prompt.len() - seq.fed).min(self.n_batch);
             for i in 0..n {
@@ -588,21 +582,6 @@ impl Engine<'_> {
                         .expect("batch sized for every slot");
                     seq.logits_at = Some(self.batch.n_tokens() - 1);
                     seq.pos += 1;
-                }
-            }
-            let rows = self.batch.n_tokens();
-            if rows < MIN_DECODE_ROWS {
-                // Lone or few sequences would take narrower kernels (matrix-vector, smaller
-                // tiles) than a full batch; throwaway rows in a scratch sequence keep them on
-                // the same ones, which costs little while decoding is memory-bound.
-                let scratch = self.parallel as i32;
-                let _ = self
-                    .ctx
-                    .clear_kv_cache_seq(Some(scratch as u32), None, None);
-                for p in 0..(MIN_DECODE_ROWS - rows) {
-                    self.batch
-                        .add(self.pad_token, p, &[scratch], true)
-                        .expect("batch has room for the scratch rows");
                 }
             }
         }
