@@ -42,7 +42,7 @@ pub enum Method {
         /// A row is also searched in another partition when it lies within
         /// `boundary · √(2 − 2τ)` of the hyperplane between the two centroids.
         /// `1.0` finds every pair that crosses into a neighbouring partition; the default
-        /// 0.25 probes only where twins actually land (offsets in high dimension are
+        /// 0.2 probes only where twins actually land (offsets in high dimension are
         /// nearly orthogonal to any one boundary normal).
         boundary: f32,
         /// At most this many extra partitions per row (the nearest boundaries first):
@@ -73,7 +73,7 @@ impl Method {
     pub fn partitioned() -> Self {
         Method::Partitioned {
             partitions: None,
-            boundary: 0.25,
+            boundary: 0.2,
             max_probes: 8,
             train_per_partition: 40,
             train_iter: 6,

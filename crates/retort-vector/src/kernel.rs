@@ -206,9 +206,40 @@ mod x86 {
             }
             k += 16;
         }
-        for (o, v) in out.iter_mut().zip(acc.iter()) {
-            *o = _mm512_reduce_add_ps(*v);
-        }
+        _mm512_storeu_ps(out.as_mut_ptr(), reduce16(&acc));
+    }
+
+    /// Horizontal sums of 16 vectors into one vector (`out[i] = Σ acc[i]`) by a transposing
+    /// add tree: 45 shuffles and adds instead of 16 separate reductions (~130), which
+    /// otherwise cost a quarter of a 384-d tile.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn reduce16(acc: &[__m512; 16]) -> __m512 {
+        // Four vectors → one whose 128-bit lane L holds [Σ_L a, Σ_L b, Σ_L c, Σ_L d].
+        let quad = |a: __m512, b: __m512, c: __m512, d: __m512| -> __m512 {
+            let ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+            let cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0x44>(ab, cd),
+                _mm512_shuffle_ps::<0xEE>(ab, cd),
+            )
+        };
+        let g0 = quad(acc[0], acc[1], acc[2], acc[3]);
+        let g1 = quad(acc[4], acc[5], acc[6], acc[7]);
+        let g2 = quad(acc[8], acc[9], acc[10], acc[11]);
+        let g3 = quad(acc[12], acc[13], acc[14], acc[15]);
+        // Fold the four 128-bit lanes of each group together, keeping groups in order.
+        let p01 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(g0, g1),
+            _mm512_shuffle_f32x4::<0xEE>(g0, g1),
+        );
+        let p23 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(g2, g3),
+            _mm512_shuffle_f32x4::<0xEE>(g2, g3),
+        );
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(p01, p23),
+            _mm512_shuffle_f32x4::<0xDD>(p01, p23),
+        )
     }
 
     #[target_feature(enable = "avx512f")]
