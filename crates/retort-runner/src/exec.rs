@@ -333,6 +333,8 @@ impl OutputSink for DirSink {
 pub(crate) struct Live {
     pub id: String,
     pub kind: String,
+    /// Upstream step ids (for progress totals).
+    pub after: Vec<String>,
     pub stats: Arc<StepStats>,
     pub rows_out: Arc<AtomicU64>,
     pub failures: Arc<AtomicU64>,
@@ -430,6 +432,7 @@ pub async fn run(
             Arc::new(Live {
                 id: s.spec.id.clone(),
                 kind: s.spec.kind.clone(),
+                after: s.spec.after.clone(),
                 stats: Arc::new(StepStats::default()),
                 rows_out: Arc::new(AtomicU64::new(0)),
                 failures: Arc::new(AtomicU64::new(0)),

@@ -73,7 +73,12 @@ impl StepReport {
             id: l.id.clone(),
             kind: l.kind.clone(),
             status: l.status.lock().unwrap().clone(),
-            rows_in: l.rows_in.load(Ordering::Relaxed),
+            // A source reads files, not steps: its rows in are the rows it read.
+            rows_in: if l.after.is_empty() {
+                l.stats.done.load(Ordering::Relaxed)
+            } else {
+                l.rows_in.load(Ordering::Relaxed)
+            },
             rows_out: l.rows_out.load(Ordering::Relaxed),
             resumed_rows: l.resumed_rows.load(Ordering::Relaxed),
             failures: l.failures.load(Ordering::Relaxed),

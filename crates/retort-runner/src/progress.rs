@@ -25,7 +25,7 @@ impl Progress {
         }
         let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{prefix:>14.bold} {bar:28.cyan/blue} {pos:>9}/{len:9} {per_sec:>10} eta {eta:>4} {msg}",
+            "{prefix:>14.bold} {bar:28.cyan/blue} {human_pos:>9}/{human_len:9} eta {eta:>4} {msg}",
         )
         .expect("valid template")
         .progress_chars("█▉▊▋▌▍▎▏ ");
@@ -44,23 +44,39 @@ impl Progress {
         );
         teacher_bar.set_prefix("teachers");
         let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let started = std::time::Instant::now();
         let task = tokio::spawn(async move {
             loop {
+                let out_of = |id: &str| {
+                    live.iter()
+                        .find(|l| l.id == id)
+                        .map(|l| l.rows_out.load(Ordering::Relaxed))
+                        .unwrap_or(0)
+                };
                 for (l, b) in live.iter().zip(&bars) {
                     let total = l.stats.total.load(Ordering::Relaxed);
                     let done = l.stats.done.load(Ordering::Relaxed);
                     let rows_out = l.rows_out.load(Ordering::Relaxed);
+                    // Sources count rows read (total unknown); other steps count input
+                    // rows against what upstream has committed so far, or the step's own
+                    // total (generators: target tasks) when it set one.
                     let (pos, len) = if total > 0 {
                         (done, total)
+                    } else if l.after.is_empty() {
+                        (done, done)
                     } else {
-                        (rows_out.max(done), rows_out.max(done))
+                        let upstream: u64 = l.after.iter().map(|a| out_of(a)).sum();
+                        let rows_in = l.rows_in.load(Ordering::Relaxed);
+                        (rows_in, upstream.max(rows_in))
                     };
                     b.set_length(len);
                     b.set_position(pos);
                     let status = l.status.lock().unwrap().clone();
                     let f = l.failures.load(Ordering::Relaxed);
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
                     b.set_message(format!(
-                        "{status} · out {rows_out}{}",
+                        "{status} · out {rows_out} · {:.0}/s{}",
+                        pos as f64 / secs,
                         if f > 0 {
                             format!(" · failed {f}")
                         } else {
