@@ -56,6 +56,10 @@ fn py(code: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+fn manifest(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
@@ -138,8 +142,7 @@ paths = ["out/sharegpt.parquet", "out/sharegpt.jsonl"]
         run_dir.join("out/messages.parquet").display()
     ));
     assert_eq!(n, "26");
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let m = manifest(&run_dir.join("manifest.json"));
     assert_eq!(m["status"], "complete");
     assert_eq!(m["rejections"], 171 - 26);
     let steps = m["steps"].as_array().unwrap();
@@ -150,8 +153,7 @@ paths = ["out/sharegpt.parquet", "out/sharegpt.jsonl"]
     // Re-running the same command skips every finished step.
     let o = run(&["run", "p.toml", "--out", "run"], d);
     assert!(o.status.success(), "{}", text(&o));
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let m = manifest(&run_dir.join("manifest.json"));
     assert_eq!(m["resumed"], true);
     for s in m["steps"].as_array().unwrap() {
         assert_eq!(s["status"], "skipped (unchanged)", "{s}");
@@ -170,8 +172,7 @@ paths = ["out/sharegpt.parquet", "out/sharegpt.jsonl"]
         d,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    let m = manifest(&run_dir.join("manifest.json"));
     let st = |id: &str| {
         m["steps"]
             .as_array()
@@ -326,8 +327,7 @@ path = "out.parquet"
         !d.join("run/out.parquet").exists(),
         "no output after a failed run"
     );
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("run/manifest.json")).unwrap()).unwrap();
+    let m = manifest(&d.join("run/manifest.json"));
     assert_eq!(m["status"], "failed");
 
     write(
@@ -426,8 +426,7 @@ path = "out.parquet"
 
     let o = run(&["run", "p.toml", "--out", "crashed"], d);
     assert!(o.status.success(), "{}", text(&o));
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("crashed/manifest.json")).unwrap()).unwrap();
+    let m = manifest(&d.join("crashed/manifest.json"));
     assert_eq!(m["resumed"], true);
     let load = &m["steps"][0];
     assert!(
@@ -614,8 +613,7 @@ print(ok, len(f), d)",
         "exported + failed + deduplicated: {got}"
     );
     assert!(d.join("run/report.html").exists());
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("run/manifest.json")).unwrap()).unwrap();
+    let m = manifest(&d.join("run/manifest.json"));
     assert!(
         m["teachers"]["total"]["cost_usd"].as_f64().unwrap() > 0.0,
         "{m}"
