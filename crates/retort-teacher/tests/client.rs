@@ -568,7 +568,7 @@ async fn budget_stops_new_requests() {
         }
     }
     assert!(matches!(first_err, Some(TeacherError::Budget(_))));
-    assert!(ok >= 2 && ok < 20, "{ok}");
+    assert!((2..20).contains(&ok), "{ok}");
     assert_eq!(mock.chat_requests(), ok);
     let snap = s.accounting.snapshot();
     assert!(snap.budget_reached && snap.spent_usd >= 0.03);
