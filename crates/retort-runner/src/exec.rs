@@ -546,6 +546,11 @@ pub async fn run(
         }
     }
     progress.finish();
+    // Cache writes are queued to the cache's own thread; make them durable before the
+    // process exits so a repeated or `--fresh` run finds every paid answer.
+    if let Err(e) = cache.flush().await {
+        errors.push(format!("the response cache could not be written: {e}"));
+    }
 
     let ids: Vec<String> = plan.steps.iter().map(|s| s.spec.id.clone()).collect();
     let gathered = rundir::gather_tables(&run_dir, &ids);
