@@ -1,10 +1,11 @@
 //! Novelty-filter benchmark: per-candidate time of the exact ROUGE-L novelty check
-//! against pools of 5,000 and 20,000 generated instructions, and incremental growth
+//! against pools of 5,000, 20,000 and 100,000 generated instructions, and incremental growth
 //! (Self-Instruct's loop: every accepted candidate joins the pool).
 //!
 //! Run: `cargo bench -p retort-text --bench novelty` (prints a Markdown table).
-//! `NOVELTY_BENCH_BRUTE=1` also times brute force (all-pairs bit-parallel LCS, no index)
-//! on a few candidates, to show what the index saves beyond the LCS kernel.
+//! `NOVELTY_BENCH_BRUTE=1` also times brute force without the index
+//! (`NoveltyIndex::check_brute_force`: tokenise + bit-parallel LCS per pair) on a few
+//! candidates.
 //! `NOVELTY_BENCH_DUMP=DIR` writes the 20,000 pool and its candidates as JSONL so
 //! `tests/reference/rouge_bench.py` can time rouge_score on the very same data.
 
@@ -91,7 +92,7 @@ fn main() {
             }
             let per = t.elapsed().as_secs_f64() * 1e3 / n as f64;
             println!(
-                "| {pool_n} | {n} | brute force (bit-parallel LCS, no index) | {per:.3} | | |"
+                "| {pool_n} | {n} | brute force (tokenise + bit-parallel LCS per pair, no index) | {per:.3} | | |"
             );
         }
     }
