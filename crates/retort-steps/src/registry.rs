@@ -122,6 +122,7 @@ pub const KINDS: &[&str] = &[
     "self_chat",
     "evol_instruct",
     "respond",
+    "novelty_filter",
 ];
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,
