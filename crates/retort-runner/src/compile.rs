@@ -165,7 +165,14 @@ pub fn compile(path: &Path, sets: &[String]) -> Result<Plan, Vec<CompileError>> 
         teachers: teachers.keys().cloned().collect(),
         has_embedder: embedder.is_some(),
     };
-    let steps = compile_steps(&source, &doc, &ctx, &teachers, &mut errors);
+    let steps = compile_steps(
+        &source,
+        &doc,
+        &ctx,
+        &teachers,
+        (seed, embedder.as_ref()),
+        &mut errors,
+    );
 
     if !errors.is_empty() {
         return Err(errors);
@@ -297,6 +304,7 @@ fn compile_steps(
     doc: &toml::Table,
     ctx: &BuildCtx,
     teachers: &BTreeMap<String, TeacherConfig>,
+    (seed, embedder): (u64, Option<&EmbedderConfig>),
     errors: &mut Vec<CompileError>,
 ) -> Vec<PlannedStep> {
     let blocks = source.step_blocks();
@@ -335,7 +343,8 @@ fn compile_steps(
         };
         let mut options = t.clone();
         let id = match options.remove("id") {
-            Some(toml::Value::String(s)) if valid_name(&s) => s,
+            // No dots: `--set step.<id>.<key>` must be able to address every step.
+            Some(toml::Value::String(s)) if valid_name(&s) && !s.contains('.') => s,
             Some(v) => {
                 errors.push(source.error(
                     line,
@@ -547,6 +556,14 @@ fn compile_steps(
         let (b, shape) = built.remove(&r.spec.id).expect("built above");
         let mut h = Sha256::new();
         h.update(r.spec.kind.as_bytes());
+        // The pipeline seed drives every sampled choice; the embedder defines vectors.
+        h.update(seed.to_le_bytes());
+        if r.spec.kind == "embed" {
+            h.update(
+                serde_json::to_vec(&embedder.map(|e| (&e.provider, &e.model, &e.base_url)))
+                    .unwrap_or_default(),
+            );
+        }
         h.update(serde_json::to_vec(&r.spec.options).expect("TOML tables serialise"));
         for a in &r.spec.after {
             h.update(a.as_bytes());

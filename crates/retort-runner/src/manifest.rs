@@ -90,6 +90,28 @@ impl StepReport {
     }
 }
 
+/// The resolved pipeline with every teacher/embedder header value replaced: a header
+/// may carry a credential, and the manifest must never hold one.
+fn redacted_pipeline(doc: &toml::Table) -> serde_json::Value {
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
+    let redact = |section: &mut serde_json::Value| {
+        if let Some(h) = section.get_mut("headers").and_then(|h| h.as_object_mut()) {
+            for (_, val) in h.iter_mut() {
+                *val = serde_json::Value::String("[redacted]".into());
+            }
+        }
+    };
+    if let Some(ts) = v.get_mut("teachers").and_then(|t| t.as_object_mut()) {
+        for (_, t) in ts.iter_mut() {
+            redact(t);
+        }
+    }
+    if let Some(e) = v.get_mut("embedder") {
+        redact(e);
+    }
+    v
+}
+
 /// Current time as RFC 3339.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -102,7 +124,7 @@ impl Manifest {
             retort_version: env!("CARGO_PKG_VERSION").to_string(),
             pipeline_file: plan.source.path.display().to_string(),
             pipeline_hash: plan.hash.clone(),
-            pipeline: serde_json::to_value(&plan.resolved).unwrap_or_default(),
+            pipeline: redacted_pipeline(&plan.resolved),
             status: "running".into(),
             resumed,
             started_at: now(),

@@ -134,11 +134,15 @@ impl Source {
             .map(|(i, _)| i + 1)
     }
 
-    /// Line of a table header such as `[teachers.big]`.
+    /// Line of a table header such as `[teachers.big]` (a trailing comment is fine).
     pub fn header_line(&self, header: &str) -> Option<usize> {
         self.text
             .lines()
-            .position(|l| l.trim() == header)
+            .position(|l| {
+                l.trim().strip_prefix(header).is_some_and(|rest| {
+                    rest.trim().is_empty() || rest.trim_start().starts_with('#')
+                })
+            })
             .map(|i| i + 1)
     }
 }
