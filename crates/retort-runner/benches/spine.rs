@@ -11,6 +11,10 @@ use std::time::Instant;
 use retort_runner::{Factory, RunOptions};
 use retort_teacher::{Backend, Embedder, EmbedderConfig, TeacherConfig};
 
+// Same allocator as the `retort` binary, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct NoTeachers;
 
 impl Factory for NoTeachers {

@@ -27,9 +27,6 @@ use crate::manifest::{Manifest, StepReport};
 use crate::progress::Progress;
 use crate::rundir::{self, StepDir};
 
-/// Rows per input batch handed to a streaming step.
-pub const INPUT_BATCH: usize = 8192;
-
 /// Builds the backends behind teachers and the embedder. The CLI supplies one that
 /// knows the HTTP providers and the embedded models; tests supply their own.
 pub trait Factory: Send + Sync {
@@ -206,6 +203,7 @@ struct PartInput {
     up: watch::Receiver<Up>,
     next_part: usize,
     reader: Option<retort_store::RecordReader>,
+    batch: usize,
     skip: Arc<AtomicU64>,
     upstream: String,
 }
@@ -244,7 +242,7 @@ impl InputStream for PartInput {
                 let p = self.dir.join(format!("part-{:05}.parquet", self.next_part));
                 self.next_part += 1;
                 self.reader = Some(
-                    retort_store::RecordReader::open(&p, INPUT_BATCH)
+                    retort_store::RecordReader::open(&p, self.batch)
                         .map_err(|e| StepError::Io(e.to_string()))?,
                 );
                 continue;
@@ -667,6 +665,7 @@ async fn run_one(
                         up: rx,
                         next_part: 0,
                         reader: None,
+                        batch: step.batch_size().max(1),
                         skip: skip.clone(),
                         upstream: up_id.clone(),
                     },

@@ -199,6 +199,12 @@ pub trait OutputSink: Send {
     fn resume_state(&self) -> Option<serde_json::Value>;
 }
 
+/// Default rows per input batch (see [`Step::batch_size`]).
+pub const DEFAULT_BATCH: usize = 1024;
+
+/// Rows per input batch for pure CPU steps.
+pub const CPU_BATCH: usize = 16_384;
+
 /// How the runner feeds a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -215,6 +221,12 @@ pub enum Shape {
 pub trait Step: Send + Sync {
     /// How the runner feeds this step.
     fn shape(&self) -> Shape;
+    /// Rows per input batch. Each batch is one commit, i.e. one durable checkpoint: steps
+    /// that call teachers keep the default (a crash loses little), pure CPU steps ask for
+    /// large batches so a million rows are not a thousand fsyncs.
+    fn batch_size(&self) -> usize {
+        DEFAULT_BATCH
+    }
     /// Run to completion, committing output through `out`.
     async fn run(
         &self,
@@ -232,20 +244,24 @@ pub trait MapStep: Send + Sync {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError>;
 }
 
-/// Drive a [`MapStep`]: one commit per input batch.
+/// Drive a [`MapStep`]: one commit per input batch. Committing batch *n* overlaps with
+/// reading batch *n+1*, so storage and compute run side by side.
 pub async fn run_map(
     step: &dyn MapStep,
     ctx: &StepCtx,
     mut inputs: Inputs,
     out: &mut dyn OutputSink,
 ) -> Result<(), StepError> {
-    while let Some(batch) = inputs.next_batch().await? {
+    let mut next = inputs.next_batch().await?;
+    while let Some(batch) = next {
         let n = batch.len() as u64;
         let mut b = step.map(ctx, batch).await?;
         b.consumed = n;
         ctx.stats.count_rejections(&b.rejections);
         ctx.stats.add_done(n);
-        out.commit(b).await?;
+        let (read, committed) = tokio::join!(inputs.next_batch(), out.commit(b));
+        committed?;
+        next = read?;
     }
     Ok(())
 }

@@ -117,6 +117,10 @@ pub struct Cluster {
 
 #[async_trait]
 impl Step for Cluster {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         Shape::WholeTable
     }

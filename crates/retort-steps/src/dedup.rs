@@ -169,6 +169,10 @@ fn near_removals(
 
 #[async_trait]
 impl Step for Dedup {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         Shape::WholeTable
     }

@@ -112,6 +112,10 @@ fn split_path(p: &str, value: &str) -> String {
 
 #[async_trait]
 impl Step for Export {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         // Whole-table so the files are written in one go and renamed when complete; it
         // still streams its input batch by batch, so memory stays bounded.

@@ -436,6 +436,10 @@ impl MapStep for Filter {
 
 #[async_trait]
 impl Step for Filter {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         Shape::Streaming
     }

@@ -149,27 +149,31 @@ impl Step for Load {
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
         // Rows are counted across all files; on resume the first `consumed` are skipped.
+        // Committing a batch overlaps with reading the next one.
         let mut to_skip = out.consumed();
+        let mut pending: Option<Batch> = None;
         for path in &self.paths {
-            let iter =
+            let mut iter: RowIter =
                 read_rows(path, self.format).map_err(|e| StepError::Config(e.to_string()))?;
-            let mut iter: Option<RowIter> = Some(iter);
             loop {
-                let (it, batch) = {
-                    let mut it = iter.take().expect("iterator present");
-                    let n = self.batch;
-                    let skip = to_skip;
-                    let fields = self.fields.clone();
-                    let step = ctx.step_id.clone();
-                    let skip_bad = self.skip_bad;
-                    ctx.cpu
-                        .run(move || {
-                            let r = read_batch(&mut it, n, skip, &fields, &step, skip_bad);
-                            (it, r)
-                        })
-                        .await
+                let n = self.batch;
+                let skip = to_skip;
+                let fields = self.fields.clone();
+                let step = ctx.step_id.clone();
+                let skip_bad = self.skip_bad;
+                let read = ctx.cpu.run(move || {
+                    let r = read_batch(&mut iter, n, skip, &fields, &step, skip_bad);
+                    (iter, r)
+                });
+                let commit = async {
+                    match pending.take() {
+                        Some(b) => out.commit(b).await,
+                        None => Ok(()),
+                    }
                 };
-                iter = Some(it);
+                let ((it, batch), committed) = tokio::join!(read, commit);
+                committed?;
+                iter = it;
                 let (batch, skipped) = batch?;
                 to_skip -= skipped;
                 if batch.consumed == 0 && skipped == 0 {
@@ -177,9 +181,12 @@ impl Step for Load {
                 }
                 if batch.consumed > 0 {
                     ctx.stats.add_done(batch.consumed);
-                    out.commit(batch).await?;
+                    pending = Some(batch);
                 }
             }
+        }
+        if let Some(b) = pending {
+            out.commit(b).await?;
         }
         Ok(())
     }

@@ -56,6 +56,10 @@ pub struct ReportStep {
 
 #[async_trait]
 impl Step for ReportStep {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         Shape::WholeTable
     }

@@ -71,6 +71,10 @@ pub enum Sample {
 
 #[async_trait]
 impl Step for Sample {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         match self {
             Sample::N { .. } => Shape::WholeTable,
@@ -153,6 +157,10 @@ pub struct Limit {
 
 #[async_trait]
 impl Step for Limit {
+    fn batch_size(&self) -> usize {
+        CPU_BATCH
+    }
+
     fn shape(&self) -> Shape {
         Shape::Streaming
     }
