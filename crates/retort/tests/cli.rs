@@ -669,3 +669,117 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Preference data end to end over HTTP: two teachers answer, a judge compares both
+/// orders, `pair` builds chosen/rejected, and both TRL DPO formats load in pyarrow with
+/// the expected columns and the better teacher always chosen.
+#[test]
+fn preference_pipeline_writes_trl_dpo_files_with_the_better_answer_chosen() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (strong, weak, judge) = rt.block_on(async {
+        let strong = retort_mock::MockServer::start(retort_mock::MockConfig {
+            reply_fn: Some(std::sync::Arc::new(|_: &str| {
+                "GOOD: a complete, correct answer with an example.".to_string()
+            })),
+            // The model id the endpoint reports is what lands in chosen_model.
+            model: "strong-model".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let weak = retort_mock::MockServer::start(retort_mock::MockConfig {
+            reply_fn: Some(std::sync::Arc::new(|_: &str| "meh".to_string())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        // A judge that prefers whichever side holds the GOOD answer, in either order.
+        let judge = retort_mock::MockServer::start(retort_mock::MockConfig {
+            reply_fn: Some(std::sync::Arc::new(|prompt: &str| {
+                let a = prompt.find("[Response A]").unwrap_or(0);
+                let b = prompt.find("[Response B]").unwrap_or(0);
+                let good = prompt.find("GOOD:").unwrap_or(0);
+                let winner = if good > a && good < b { "A" } else { "B" };
+                format!(r#"{{"rationale": "one is complete", "winner": "{winner}"}}"#)
+            })),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        (strong, weak, judge)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let seeds: String = std::fs::read_to_string(repo_root().join("seeds/en.jsonl"))
+        .unwrap()
+        .lines()
+        .take(10)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(d, "seeds.jsonl", &seeds);
+    let teacher = |name: &str, url: String| {
+        format!("[teachers.{name}]\nprovider = \"openai\"\nbase_url = \"{url}\"\nmodel = \"{name}-model\"\n")
+    };
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"name = "pref"
+{}{}{}
+[[step]]
+id = "seeds"
+kind = "load"
+path = "seeds.jsonl"
+[[step]]
+id = "answers"
+kind = "respond"
+after = ["seeds"]
+teachers = ["strong", "weak"]
+[[step]]
+id = "judged"
+kind = "judge"
+after = ["answers"]
+teacher = "judge"
+mode = "pairwise"
+[[step]]
+id = "pairs"
+kind = "pair"
+after = ["judged"]
+[[step]]
+id = "dpo"
+kind = "export"
+after = ["pairs"]
+format = "dpo_conversational"
+paths = ["dpo.parquet", "dpo.jsonl"]
+[[step]]
+id = "dpo_standard"
+kind = "export"
+after = ["pairs"]
+format = "dpo"
+path = "dpo_standard.parquet"
+"#,
+            teacher("strong", strong.base_url()),
+            teacher("weak", weak.base_url()),
+            teacher("judge", judge.base_url())
+        ),
+    );
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let run_dir = d.join("run");
+    pyarrow_check("dpo_conversational", &run_dir.join("dpo.parquet"));
+    pyarrow_check("dpo_conversational", &run_dir.join("dpo.jsonl"));
+    pyarrow_check("dpo", &run_dir.join("dpo_standard.parquet"));
+    let got = py(&format!(
+        "import pyarrow.parquet as pq\n\
+t=pq.read_table('{}').to_pylist()\n\
+ok=all(r['chosen'][0]['role']=='assistant' and r['chosen'][0]['content'].startswith('GOOD') and r['rejected'][0]['content']=='meh' and r['chosen_model']=='strong-model' and r['margin']>0 and r['prompt'][0]['role']=='user' for r in t)\n\
+s=pq.read_table('{}').to_pylist()\n\
+ok2=all(isinstance(r['prompt'],str) and r['chosen'].startswith('GOOD') for r in s)\n\
+print(len(t), len(s), ok, ok2, '' if ok else t[0])",
+        run_dir.join("dpo.parquet").display(),
+        run_dir.join("dpo_standard.parquet").display()
+    ));
+    assert_eq!(got, "10 10 True True");
+    // Every prompt was judged in both orders: 2 calls per prompt.
+    assert_eq!(judge.chat_requests(), 20);
+}
