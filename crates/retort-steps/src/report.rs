@@ -287,11 +287,23 @@ pub fn load_run(
                 .collect()
         })
         .unwrap_or_default();
+    // Read each step's committed failure parts rather than the run-level table, which is
+    // only gathered when the run ends (a report step runs before that).
     let mut failures_by_class = BTreeMap::new();
-    let fpath = run_dir.join("failures.parquet");
-    if fpath.exists() {
-        for f in retort_store::read_failures(&fpath).map_err(|e| StepError::Io(e.to_string()))? {
-            *failures_by_class.entry(f.class).or_insert(0u64) += 1;
+    for s in &m.steps {
+        let dir = run_dir.join("steps").join(&s.id);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("failures-") && name.ends_with(".parquet") {
+                for f in retort_store::read_failures(&e.path())
+                    .map_err(|e| StepError::Io(e.to_string()))?
+                {
+                    *failures_by_class.entry(f.class).or_insert(0u64) += 1;
+                }
+            }
         }
     }
     let summary = RunSummaryView {
