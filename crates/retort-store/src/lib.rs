@@ -20,6 +20,8 @@ mod values;
 
 pub use atomic::{is_temp_file, remove_temp_files};
 pub use error::StoreError;
+pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
+pub use inspect::inspect;
 pub use parquet_io::{
     count_rows, read_failures, read_meta, read_records, read_rejections, write_failures_atomic,
     write_parquet_atomic, write_parquet_atomic_with_meta, write_records_atomic,
@@ -31,5 +33,3 @@ pub use schema::{
     batch_to_failures, batch_to_records, batch_to_rejections, failure_schema, failures_to_batch,
     record_schema, records_to_batch, rejection_schema, rejections_to_batch,
 };
-pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
-pub use inspect::inspect;
