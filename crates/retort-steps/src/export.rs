@@ -117,9 +117,11 @@ impl Step for Export {
     }
 
     fn shape(&self) -> Shape {
-        // Whole-table so the files are written in one go and renamed when complete; it
-        // still streams its input batch by batch, so memory stays bounded.
-        Shape::WholeTable
+        // Streaming: rows are written to the temp files as upstream commits them, so the
+        // export finishes right after its input instead of starting then. The files are
+        // renamed into place only when complete, and the step commits once at the end, so
+        // an interrupted export simply starts over.
+        Shape::Streaming
     }
 
     async fn run(

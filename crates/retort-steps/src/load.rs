@@ -50,7 +50,7 @@ fn default_on_error() -> String {
     "fail".into()
 }
 fn default_batch() -> usize {
-    50_000
+    16_384
 }
 
 const RECORD_FIELDS: &[&str] = &[

@@ -470,10 +470,7 @@ path = "a.parquet"
     assert!(o.status.success(), "{}", text(&o));
     let plan = text(&o);
     assert!(plan.contains("seeds [load · source]"), "{plan}");
-    assert!(
-        plan.contains("out [export · whole-table] ← seeds"),
-        "{plan}"
-    );
+    assert!(plan.contains("out [export · streaming] ← seeds"), "{plan}");
     assert!(plan.contains("rows:   ≤ 171"), "{plan}");
     let o = run(&["run", "p.toml", "--out", "r"], d);
     assert!(o.status.success(), "{}", text(&o));
