@@ -20,7 +20,7 @@ use crate::api::*;
 use crate::gen_common::{render, teacher_failure};
 use crate::registry::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
-use crate::text_view::TextView;
+use crate::text_view::{flatten_embeddings, TextView};
 
 /// Options of a `cluster` step.
 #[derive(Clone, Debug, Deserialize)]
@@ -138,20 +138,7 @@ impl Step for Cluster {
             out.side_table("clusters", vec![]).await?;
             return out.commit(Batch::default()).await;
         }
-        let dim = records[0].embedding.as_ref().map(Vec::len).unwrap_or(0);
-        if let Some(r) = records
-            .iter()
-            .find(|r| dim == 0 || r.embedding.as_ref().map(Vec::len) != Some(dim))
-        {
-            return Err(StepError::Config(format!(
-                "step `{}`: record `{}` has no embedding (or one of another size); add an `embed` step before `cluster`",
-                ctx.step_id, r.id
-            )));
-        }
-        let mut flat = Vec::with_capacity(n * dim);
-        for r in &records {
-            flat.extend_from_slice(r.embedding.as_ref().expect("checked"));
-        }
+        let (flat, dim) = flatten_embeddings(&records, &ctx.step_id, "cluster")?;
         let k = self.o.k.unwrap_or_else(|| choose_k(n)).min(n);
         let seed = ctx.seed;
         let per = self.o.representatives;

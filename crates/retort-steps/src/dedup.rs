@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::api::*;
 use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
-use crate::text_view::{score_key, TextView};
+use crate::text_view::{flatten_embeddings, score_key, TextView};
 
 /// Options of a `dedup` step.
 #[derive(Clone, Debug, Deserialize)]
@@ -193,29 +193,11 @@ impl Step for Dedup {
         let o = self.o.clone();
         let mode = o.mode.clone();
         let (removals, recall) = if mode == "semantic" {
-            let dim = match records.iter().find_map(|r| r.embedding.as_ref()) {
-                Some(v) => v.len(),
-                None if n == 0 => 0,
-                None => {
-                    return Err(StepError::Config(format!(
-                        "step `{}`: semantic dedup needs embeddings; add an `embed` step before it",
-                        ctx.step_id
-                    )))
-                }
+            let (flat, dim) = if n == 0 {
+                (vec![], 0)
+            } else {
+                flatten_embeddings(&records, &ctx.step_id, "dedup")?
             };
-            if let Some(r) = records
-                .iter()
-                .find(|r| r.embedding.as_ref().map(Vec::len) != Some(dim))
-            {
-                return Err(StepError::Config(format!(
-                    "step `{}`: record `{}` has no embedding or one of another size (expected {dim})",
-                    ctx.step_id, r.id
-                )));
-            }
-            let mut flat = Vec::with_capacity(n * dim);
-            for r in &records {
-                flat.extend_from_slice(r.embedding.as_ref().expect("checked above"));
-            }
             let seed = ctx.seed;
             let keys2 = keys.clone();
             ctx.cpu

@@ -55,3 +55,31 @@ pub fn score_key(r: &Record, columns: &[String]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Every record's embedding as one row-major matrix, and its dimension. A record without
+/// an embedding, or with one of another size, is an error naming the step and record.
+pub fn flatten_embeddings(
+    records: &[Record],
+    step: &str,
+    kind: &str,
+) -> Result<(Vec<f32>, usize), crate::api::StepError> {
+    let dim = records
+        .first()
+        .and_then(|r| r.embedding.as_ref())
+        .map(Vec::len)
+        .unwrap_or(0);
+    if let Some(r) = records
+        .iter()
+        .find(|r| dim == 0 || r.embedding.as_ref().map(Vec::len) != Some(dim))
+    {
+        return Err(crate::api::StepError::Config(format!(
+            "step `{step}`: record `{}` has no embedding (or one of another size); add an `embed` step before `{kind}`",
+            r.id
+        )));
+    }
+    let mut flat = Vec::with_capacity(records.len() * dim);
+    for r in records {
+        flat.extend_from_slice(r.embedding.as_deref().unwrap_or_default());
+    }
+    Ok((flat, dim))
+}
