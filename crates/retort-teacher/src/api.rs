@@ -135,6 +135,13 @@ pub trait Backend: Send + Sync {
     fn provider(&self) -> &str;
     /// Model id, part of the cache key.
     fn model(&self) -> &str;
+    /// For a pool of several endpoints: how many are taking traffic now (not cooling
+    /// down). `None` for a single endpoint or a local model. The client's circuit breaker
+    /// counts a pool's failures only once no endpoint is live, because a failing endpoint
+    /// in a pool is cooled down while the others carry on.
+    fn live_endpoints(&self) -> Option<usize> {
+        None
+    }
     /// Send one chat request.
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, TeacherError>;
 

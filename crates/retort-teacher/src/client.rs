@@ -496,7 +496,10 @@ impl Client {
                     let is_429 = e.status() == Some(429);
                     if is_429 {
                         self.window.throttled(epoch);
-                    } else {
+                    } else if self.backend.live_endpoints().is_none_or(|n| n == 0) {
+                        // A pool with a live endpoint left routes around this failure
+                        // (the failing one is cooled down); only a dead pool, or a
+                        // single endpoint, feeds the breaker.
                         self.breaker.record(Some(&e), &self.name);
                     }
                     if !e.is_retriable() || retry >= self.cfg.max_retries {

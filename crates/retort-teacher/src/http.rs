@@ -180,6 +180,25 @@ impl EndpointPool {
         last
     }
 
+    /// Endpoints not cooling down right now.
+    pub fn live(&self) -> usize {
+        let now = self.now_ms();
+        self.eps
+            .iter()
+            .filter(|e| e.cooldown_until_ms.load(Ordering::Relaxed) <= now)
+            .count()
+    }
+
+    /// Number of endpoints in the pool.
+    pub fn len(&self) -> usize {
+        self.eps.len()
+    }
+
+    /// Whether the pool is empty (never: construction needs one endpoint).
+    pub fn is_empty(&self) -> bool {
+        self.eps.is_empty()
+    }
+
     /// Records how an attempt went.
     pub fn report(&self, i: usize, outcome: EndpointOutcome) {
         let e = &self.eps[i];
@@ -569,6 +588,9 @@ impl Backend for OpenAiBackend {
     fn provider(&self) -> &str {
         "openai"
     }
+    fn live_endpoints(&self) -> Option<usize> {
+        (self.pool.len() > 1).then(|| self.pool.live())
+    }
     fn model(&self) -> &str {
         &self.cfg.model
     }
@@ -758,6 +780,9 @@ impl AnthropicBackend {
 impl Backend for AnthropicBackend {
     fn provider(&self) -> &str {
         "anthropic"
+    }
+    fn live_endpoints(&self) -> Option<usize> {
+        (self.pool.len() > 1).then(|| self.pool.live())
     }
     fn model(&self) -> &str {
         &self.cfg.model
