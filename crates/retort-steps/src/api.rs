@@ -265,3 +265,31 @@ pub async fn run_map(
     }
     Ok(())
 }
+
+/// Implements [`Step`] for a [`MapStep`]: a streaming step driven by [`run_map`], with
+/// the default batch size or the one given (e.g. [`CPU_BATCH`] for pure CPU steps).
+#[macro_export]
+macro_rules! map_step {
+    ($t:ty) => {
+        $crate::map_step!($t, $crate::api::DEFAULT_BATCH);
+    };
+    ($t:ty, $batch:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::api::Step for $t {
+            fn batch_size(&self) -> usize {
+                $batch
+            }
+            fn shape(&self) -> $crate::api::Shape {
+                $crate::api::Shape::Streaming
+            }
+            async fn run(
+                &self,
+                ctx: &$crate::api::StepCtx,
+                inputs: $crate::api::Inputs,
+                out: &mut dyn $crate::api::OutputSink,
+            ) -> Result<(), $crate::api::StepError> {
+                $crate::api::run_map(self, ctx, inputs, out).await
+            }
+        }
+    };
+}

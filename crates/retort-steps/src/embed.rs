@@ -94,17 +94,4 @@ impl MapStep for Embed {
     }
 }
 
-#[async_trait]
-impl Step for Embed {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(Embed);

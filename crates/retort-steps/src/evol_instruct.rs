@@ -31,7 +31,7 @@ use retort_teacher::FinishReason;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{run_map, Batch, Inputs, MapStep, OutputSink, Shape, Step, StepCtx, StepError};
+use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
 use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
@@ -457,20 +457,7 @@ impl MapStep for EvolInstruct {
     }
 }
 
-#[async_trait]
-impl Step for EvolInstruct {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(EvolInstruct);
 
 #[cfg(test)]
 mod tests {

@@ -434,24 +434,7 @@ impl MapStep for Filter {
     }
 }
 
-#[async_trait]
-impl Step for Filter {
-    fn batch_size(&self) -> usize {
-        CPU_BATCH
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(Filter, CPU_BATCH);
 
 #[cfg(test)]
 mod tests {

@@ -285,20 +285,7 @@ impl JudgeStep {
     }
 }
 
-#[async_trait]
-impl Step for JudgeStep {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(JudgeStep);
 
 /// One judge call: which record, and what it asks.
 struct Job {

@@ -98,20 +98,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     Ok(Built::new(Arc::new(PairStep { opts }), writes))
 }
 
-#[async_trait]
-impl Step for PairStep {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(PairStep);
 
 /// sha256 (hex) identifying a prompt: of the user text for a single user turn (TRL's
 /// standard `prompt` string), else of the JSON list of `{role, content}` turns, so two

@@ -22,7 +22,7 @@ use retort_teacher::{ChatResponse, FinishReason};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{run_map, Batch, Inputs, MapStep, OutputSink, Shape, Step, StepCtx, StepError};
+use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
 use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
@@ -290,17 +290,4 @@ impl MapStep for Respond {
     }
 }
 
-#[async_trait]
-impl Step for Respond {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(Respond);

@@ -222,20 +222,7 @@ impl ScoreStep {
     }
 }
 
-#[async_trait]
-impl Step for ScoreStep {
-    fn shape(&self) -> Shape {
-        Shape::Streaming
-    }
-    async fn run(
-        &self,
-        ctx: &StepCtx,
-        inputs: Inputs,
-        out: &mut dyn OutputSink,
-    ) -> Result<(), StepError> {
-        run_map(self, ctx, inputs, out).await
-    }
-}
+crate::map_step!(ScoreStep);
 
 /// The variables every judge template sees for a record.
 pub(crate) fn record_vars(r: &Record) -> serde_json::Map<String, serde_json::Value> {
