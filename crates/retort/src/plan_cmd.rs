@@ -25,14 +25,28 @@ fn source_rows(plan: &Plan, id: &str) -> Option<u64> {
             if f.ends_with(".parquet") {
                 n += retort_store::count_rows(&p).ok()?;
             } else if f.ends_with(".jsonl") || f.ends_with(".csv") {
-                let text = std::fs::read(&p).ok()?;
-                n += text.iter().filter(|b| **b == b'\n').count() as u64;
+                n += count_lines(&p)?;
             } else {
                 return None;
             }
         }
     }
     Some(n)
+}
+
+/// Newlines in a file, read in blocks so a multi-gigabyte input is not loaded whole.
+fn count_lines(path: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).ok()?;
+        if k == 0 {
+            return Some(n);
+        }
+        n += buf[..k].iter().filter(|b| **b == b'\n').count() as u64;
+    }
 }
 
 /// Render the plan.
