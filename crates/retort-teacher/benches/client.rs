@@ -4,6 +4,9 @@
 //! child process (so peak RSS is per scenario), and prints a table. One scenario:
 //! `cargo bench -p retort-teacher --bench client -- --scenario zero`.
 //!
+//! Knobs for experiments: `BENCH_RETRY_BASE_MS` overrides the teacher's `retry_base_ms`,
+//! `BENCH_BUFFER` the number of calls the driver keeps open (default 2 × in flight).
+//!
 //! End to end means: prompt → client (limits, retries, cache lookup) → HTTP → mock →
 //! answer stored in the SQLite response cache → row written to a Parquet file.
 
@@ -18,6 +21,10 @@ use parquet::arrow::ArrowWriter;
 use retort_core::Message;
 use retort_mock::{MockConfig, MockServer, RetryAfterStyle};
 use retort_teacher::*;
+
+// The `retort` binary runs on mimalloc; measure the client with the allocator it ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Scenario {
     name: &'static str,
@@ -60,6 +67,27 @@ fn scenarios() -> Vec<Scenario> {
             name: "lat500_err500",
             what: "500 ms latency, 5% injected 500s, 5,120 prompts, 256 in flight",
             n: 5_120,
+            in_flight: 256,
+            mock: || MockConfig {
+                latency: Duration::from_millis(500),
+                rate_500: 0.05,
+                ..MockConfig::default()
+            },
+        },
+        Scenario {
+            name: "lat500_long",
+            what: "500 ms latency, 20,480 prompts, 256 in flight (ideal 40 s)",
+            n: 20_480,
+            in_flight: 256,
+            mock: || MockConfig {
+                latency: Duration::from_millis(500),
+                ..MockConfig::default()
+            },
+        },
+        Scenario {
+            name: "lat500_err500_long",
+            what: "500 ms latency, 5% injected 500s, 20,480 prompts, 256 in flight",
+            n: 20_480,
             in_flight: 256,
             mock: || MockConfig {
                 latency: Duration::from_millis(500),
@@ -164,7 +192,12 @@ async fn pipeline(cl: Arc<Client>, n: usize, in_flight: usize, out: &std::path::
                 (i, a, s.elapsed())
             }
         })
-        .buffer_unordered(in_flight * 2);
+        .buffer_unordered(
+            std::env::var("BENCH_BUFFER")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(in_flight * 2),
+        );
     while let Some((i, r, took)) = stream.next().await {
         match r {
             Ok(a) => {
@@ -233,6 +266,9 @@ fn run_one(sc: &Scenario) {
         cfg.base_url = Some(base);
         cfg.max_in_flight = sc.in_flight;
         cfg.timeout_secs = 30.0;
+        if let Ok(v) = std::env::var("BENCH_RETRY_BASE_MS") {
+            cfg.retry_base_ms = v.parse().expect("BENCH_RETRY_BASE_MS");
+        }
         let cache = Arc::new(ResponseCache::open(dir.path().join("cache.sqlite")).expect("cache"));
         let acc = Arc::new(Accounting::new(None));
         let shared = Arc::new(Shared::new(Some(cache.clone()), true, acc.clone()));

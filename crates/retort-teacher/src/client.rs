@@ -358,10 +358,15 @@ impl Client {
         &self.cfg
     }
 
-    fn backoff_ms(&self, retry: u32, asked: Option<u64>) -> u64 {
-        let cap = self
-            .cfg
-            .retry_base_ms
+    fn backoff_ms(&self, retry: u32, asked: Option<u64>, throttled: bool) -> u64 {
+        let base = if throttled {
+            self.cfg
+                .retry_base_ms
+                .max(crate::config::RATE_LIMIT_BASE_MS)
+        } else {
+            self.cfg.retry_base_ms
+        };
+        let cap = base
             .saturating_mul(1u64 << retry.min(20))
             .min(self.cfg.retry_max_ms)
             .max(1);
@@ -509,7 +514,7 @@ impl Client {
                         TeacherError::Http { retry_after_ms, .. } => *retry_after_ms,
                         _ => None,
                     };
-                    let wait = self.backoff_ms(retry, asked);
+                    let wait = self.backoff_ms(retry, asked, is_429);
                     tracing::debug!(
                         teacher = %self.name,
                         "attempt {} failed ({}): retry in {wait} ms",
