@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::{watch, OnceCell};
 
 use crate::compile::Plan;
+use crate::handoff::Handoff;
 use crate::manifest::{Manifest, StepReport};
 use crate::progress::Progress;
 use crate::rundir::{self, StepDir};
@@ -203,15 +204,39 @@ struct PartInput {
     up: watch::Receiver<Up>,
     next_part: usize,
     reader: Option<retort_store::RecordReader>,
+    /// Records of a part taken from the upstream's handoff, not yet handed on.
+    held: std::vec::IntoIter<Record>,
+    handoff: Arc<Handoff>,
     batch: usize,
     skip: Arc<AtomicU64>,
     upstream: String,
+}
+
+impl PartInput {
+    /// Drops rows a committed batch of this step already consumed (resume), and says
+    /// whether anything is left to hand on.
+    fn skip_consumed(&self, rows: &mut Vec<Record>) -> bool {
+        let skip = self.skip.load(Ordering::Relaxed);
+        if skip > 0 {
+            let k = (skip as usize).min(rows.len());
+            rows.drain(..k);
+            self.skip.fetch_sub(k as u64, Ordering::Relaxed);
+        }
+        !rows.is_empty()
+    }
 }
 
 #[async_trait]
 impl InputStream for PartInput {
     async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
         loop {
+            if self.held.len() > 0 {
+                let mut rows: Vec<Record> = self.held.by_ref().take(self.batch).collect();
+                if self.skip_consumed(&mut rows) {
+                    return Ok(Some(rows));
+                }
+                continue;
+            }
             if let Some(mut r) = self.reader.take() {
                 let (r2, next) = tokio::task::spawn_blocking(move || {
                     let n = r.next();
@@ -222,16 +247,10 @@ impl InputStream for PartInput {
                 match next {
                     Some(Ok(mut rows)) => {
                         self.reader = Some(r2);
-                        let skip = self.skip.load(Ordering::Relaxed);
-                        if skip > 0 {
-                            let k = (skip as usize).min(rows.len());
-                            rows.drain(..k);
-                            self.skip.fetch_sub(k as u64, Ordering::Relaxed);
+                        if self.skip_consumed(&mut rows) {
+                            return Ok(Some(rows));
                         }
-                        if rows.is_empty() {
-                            continue;
-                        }
-                        return Ok(Some(rows));
+                        continue;
                     }
                     Some(Err(e)) => return Err(StepError::Io(e.to_string())),
                     None => continue,
@@ -239,8 +258,13 @@ impl InputStream for PartInput {
             }
             let up = *self.up.borrow_and_update();
             if self.next_part < up.parts {
-                let p = self.dir.join(format!("part-{:05}.parquet", self.next_part));
+                let part = self.next_part;
                 self.next_part += 1;
+                if let Some(records) = self.handoff.take(part) {
+                    self.held = records.into_iter();
+                    continue;
+                }
+                let p = self.dir.join(format!("part-{part:05}.parquet"));
                 self.reader = Some(
                     retort_store::RecordReader::open(&p, self.batch)
                         .map_err(|e| StepError::Io(e.to_string()))?,
@@ -272,6 +296,7 @@ impl InputStream for PartInput {
 struct DirSink {
     dir: Option<StepDir>,
     tx: Arc<watch::Sender<Up>>,
+    handoff: Arc<Handoff>,
     failures: Arc<AtomicU64>,
     rows_out: Arc<AtomicU64>,
 }
@@ -298,14 +323,15 @@ impl OutputSink for DirSink {
     async fn commit(&mut self, batch: Batch) -> Result<(), StepError> {
         let nf = batch.failures.len() as u64;
         let nr = batch.records.len() as u64;
-        let parts = self
+        let (parts, records) = self
             .with_dir(move |d| {
                 d.commit(&batch)?;
-                Ok(d.parts())
+                Ok((d.parts(), batch.records))
             })
             .await?;
         self.failures.fetch_add(nf, Ordering::Relaxed);
         self.rows_out.fetch_add(nr, Ordering::Relaxed);
+        self.handoff.put(parts - 1, records);
         self.tx.send_modify(|u| u.parts = parts);
         Ok(())
     }
@@ -478,6 +504,22 @@ pub async fn run(
         })
         .collect();
 
+    // Each step's newest committed parts, held for the inputs that read it.
+    let handoffs: Arc<BTreeMap<String, Arc<Handoff>>> = Arc::new(
+        plan.steps
+            .iter()
+            .map(|s| {
+                let consumers = plan
+                    .steps
+                    .iter()
+                    .flat_map(|d| &d.spec.after)
+                    .filter(|a| **a == s.spec.id)
+                    .count();
+                (s.spec.id.clone(), Arc::new(Handoff::new(consumers)))
+            })
+            .collect(),
+    );
+
     let progress = Progress::start(live.clone(), accounting.clone(), opts.quiet);
 
     let mut tasks = Vec::new();
@@ -506,8 +548,20 @@ pub async fn run(
         };
         let lv = lv.clone();
         let write_manifest = write_manifest.clone();
+        let handoffs = handoffs.clone();
         tasks.push(tokio::spawn(async move {
-            let res = run_one(&ctx, step, shape, &hash, ups, tx.clone(), &run_dir, &lv).await;
+            let res = run_one(
+                &ctx,
+                step,
+                shape,
+                &hash,
+                ups,
+                tx.clone(),
+                &handoffs,
+                &run_dir,
+                &lv,
+            )
+            .await;
             let status = if res.is_ok() {
                 Status::Done
             } else {
@@ -596,6 +650,7 @@ async fn run_one(
     hash: &str,
     ups: Vec<(String, watch::Receiver<Up>)>,
     tx: Arc<watch::Sender<Up>>,
+    handoffs: &BTreeMap<String, Arc<Handoff>>,
     run_dir: &Path,
     lv: &Live,
 ) -> Result<(), StepError> {
@@ -665,6 +720,8 @@ async fn run_one(
                         up: rx,
                         next_part: 0,
                         reader: None,
+                        held: Vec::new().into_iter(),
+                        handoff: handoffs[&up_id].clone(),
                         batch: step.batch_size().max(1),
                         skip: skip.clone(),
                         upstream: up_id.clone(),
@@ -679,6 +736,7 @@ async fn run_one(
     let mut sink = DirSink {
         dir: Some(dir),
         tx: tx.clone(),
+        handoff: handoffs[id].clone(),
         failures: lv.failures.clone(),
         rows_out: lv.rows_out.clone(),
     };

@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod exec;
+mod handoff;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;

@@ -26,7 +26,7 @@ pub use parquet_io::{
     count_rows, read_failures, read_meta, read_records, read_rejections, write_failures_atomic,
     write_parquet_atomic, write_parquet_atomic_with_meta, write_records_atomic,
     write_records_atomic_with_meta, write_rejections_atomic, AtomicParquetWriter, ChunkReader,
-    RecordReader,
+    Packing, RecordReader,
 };
 pub use rows::{read_rows, Position, Row, RowError, RowFormat, RowIter};
 pub use schema::{
