@@ -37,7 +37,7 @@ pub struct EmbedOptions {
 impl Default for EmbedOptions {
     fn default() -> Self {
         EmbedOptions {
-            batch_size: 64,
+            batch_size: 128,
             sort_by_length: true,
             max_length: 256,
         }

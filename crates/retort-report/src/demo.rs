@@ -522,6 +522,7 @@ pub fn demo_input(seed: u64) -> ReportInput {
         title: "sft-demo — cluster report".into(),
         records,
         points: Some(points),
+        points_note: Some("Demo data: points are placed around made-up topic centres.".into()),
         clusters,
         duplicates,
         summary: RunSummaryView {

@@ -58,10 +58,13 @@ pub struct ReportInput {
     /// The kept records, with `cluster`, `scores` and `labels` filled in by earlier steps.
     /// `embedding` is only needed when `points` is `None`.
     pub records: Vec<Record>,
-    /// 2-D map coordinates, one per record in the same order. `None` projects the
-    /// embeddings with `retort_vector::project::pca_2d`; with neither, the map section
-    /// says why it is empty.
+    /// 2-D map coordinates, one per record in the same order. `None` projects the drawn
+    /// records' embeddings with `retort_vector::layout::map_2d`; with neither, the map
+    /// section says why it is empty.
     pub points: Option<Vec<[f32; 2]>>,
+    /// How `points` were made, shown above the map (e.g. the `cluster` step's projection).
+    #[serde(default)]
+    pub points_note: Option<String>,
     /// One entry per cluster. Clusters that records name but this list lacks are still
     /// shown, with sizes counted from the records and no label.
     pub clusters: Vec<ClusterInfo>,
@@ -950,6 +953,7 @@ mod tests {
         ReportInput {
             title: format!("Report {}", PAYLOADS[0]),
             points: Some(vec![[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]),
+            points_note: None,
             clusters: vec![ClusterInfo {
                 id: 0,
                 label: Some(PAYLOADS[2].into()),
@@ -1070,19 +1074,23 @@ mod tests {
         assert!(html.contains("6,250"));
     }
 
-    /// The `cx` of every map point whose hover title starts with `prefix`.
-    fn xs_of(html: &str, prefix: &str) -> Vec<f32> {
+    /// `(cx, cy)` of every map point whose hover title starts with `prefix`.
+    fn xys_of(html: &str, prefix: &str) -> Vec<(f32, f32)> {
         html.split(r#"<circle class="pt" cx=""#)
             .skip(1)
             .filter(|c| c.contains(&format!("<title>{prefix}")))
-            .map(|c| c[..c.find('"').unwrap()].parse().unwrap())
+            .map(|c| {
+                let cx = c[..c.find('"').unwrap()].parse().unwrap();
+                let rest = &c[c.find(r#"cy=""#).unwrap() + 4..];
+                (cx, rest[..rest.find('"').unwrap()].parse().unwrap())
+            })
             .collect()
     }
 
     #[test]
-    fn missing_points_fall_back_to_pca_of_embeddings() {
-        // Two groups 10 apart along one axis, small wiggle along the others: the first
-        // principal component must put them on opposite sides of the map.
+    fn missing_points_fall_back_to_a_neighbour_layout_of_embeddings() {
+        // Two groups far apart, small wiggle inside each: on the map every point's nearest
+        // drawn neighbour must come from its own group.
         let records: Vec<Record> = (0..30)
             .map(|i| Record {
                 id: format!("{}{i}", if i < 15 { "a" } else { "b" }),
@@ -1099,21 +1107,25 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(html.matches(r#"<circle class="pt""#).count(), 30);
-        assert!(html.contains("first two principal components"));
-        let (a, b) = (xs_of(&html, "a"), xs_of(&html, "b"));
+        assert!(html.contains("next to its nearest neighbours"));
+        let (a, b) = (xys_of(&html, "a"), xys_of(&html, "b"));
         assert_eq!((a.len(), b.len()), (15, 15));
-        let (amax, amin) = (
-            a.iter().cloned().fold(f32::MIN, f32::max),
-            a.iter().cloned().fold(f32::MAX, f32::min),
-        );
-        let (bmax, bmin) = (
-            b.iter().cloned().fold(f32::MIN, f32::max),
-            b.iter().cloned().fold(f32::MAX, f32::min),
-        );
-        assert!(
-            amax < bmin || bmax < amin,
-            "groups overlap on the x axis: a {amin}..{amax}, b {bmin}..{bmax}"
-        );
+        let d2 = |p: (f32, f32), q: (f32, f32)| (p.0 - q.0).powi(2) + (p.1 - q.1).powi(2);
+        for (own, other) in [(&a, &b), (&b, &a)] {
+            for (i, &p) in own.iter().enumerate() {
+                let near_own = own
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, &q)| d2(p, q))
+                    .fold(f32::MAX, f32::min);
+                let near_other = other.iter().map(|&q| d2(p, q)).fold(f32::MAX, f32::min);
+                assert!(
+                    near_own <= near_other,
+                    "point {p:?} sits in the other group"
+                );
+            }
+        }
     }
 
     #[test]

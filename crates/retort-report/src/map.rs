@@ -1,5 +1,6 @@
 //! The 2-D cluster map: which records are drawn (an even sample above the cap), where
-//! (given points, or a PCA of the embeddings), in which colour, as inline SVG.
+//! (given points, or a neighbour-preserving layout of the embeddings), in which colour,
+//! as inline SVG.
 
 use crate::html::{esc, truncate, w};
 use crate::{ReportInput, MAX_MAP_POINTS};
@@ -53,6 +54,7 @@ pub(crate) fn map_data(input: &ReportInput) -> Result<MapData, String> {
                     n
                 ));
             }
+            notes.extend(input.points_note.clone());
             let mut idx = Vec::with_capacity(sample.len());
             let mut xy = Vec::with_capacity(sample.len());
             for &i in &sample {
@@ -116,10 +118,9 @@ pub(crate) fn map_data(input: &ReportInput) -> Result<MapData, String> {
             for &i in &with {
                 flat.extend_from_slice(input.records[i].embedding.as_deref().unwrap_or(&[]));
             }
-            notes.push(
-                "Coordinates are the first two principal components of the embeddings.".into(),
-            );
-            (with, retort_vector::project::pca_2d(&flat, dim))
+            let (xy, projection) = retort_vector::layout::map_2d(&flat, dim, 0);
+            notes.push(projection.describe().into());
+            (with, xy)
         }
     };
     Ok(MapData { idx, xy, notes })

@@ -142,13 +142,13 @@ impl Step for Cluster {
         let k = self.o.k.unwrap_or_else(|| choose_k(n)).min(n);
         let seed = ctx.seed;
         let per = self.o.representatives;
-        let (assign, reps, points) = ctx
+        let (assign, reps, (points, projection)) = ctx
             .cpu
             .run(move || {
                 let res = KMeans::auto(n, k, seed).fit(&flat, dim);
                 let reps = representatives(&flat, dim, &res, per);
-                let points = retort_vector::project::pca_2d(&flat, dim);
-                (res.assignments, reps, points)
+                let (points, projection) = retort_vector::layout::map_2d(&flat, dim, seed);
+                (res.assignments, reps, (points, projection))
             })
             .await;
         for (i, r) in records.iter_mut().enumerate() {
@@ -190,6 +190,8 @@ impl Step for Cluster {
                 ..Default::default()
             };
             rec.scores.insert("size".into(), in_c.len() as f64);
+            rec.labels
+                .insert("map_projection".into(), projection.name().into());
             for (key, (s, cnt)) in sums {
                 rec.scores.insert(format!("mean_{key}"), s / cnt as f64);
             }

@@ -190,8 +190,17 @@ pub fn load_run(
             }
         },
     };
+    let cluster_rows = match cluster_step {
+        Some(s) => read_side(run_dir, &s.id, "clusters")?,
+        None => vec![],
+    };
+    let points_note = cluster_rows
+        .first()
+        .and_then(|c| c.labels.get("map_projection"))
+        .and_then(|p| retort_vector::layout::Projection::from_name(p))
+        .map(|p| p.describe().to_string());
     let clusters: Vec<ClusterInfo> = match cluster_step {
-        Some(s) => read_side(run_dir, &s.id, "clusters")?
+        Some(_) => cluster_rows
             .into_iter()
             .map(|c| ClusterInfo {
                 id: c.cluster.unwrap_or(0),
@@ -342,6 +351,7 @@ pub fn load_run(
         title: title.unwrap_or_else(|| format!("retort report — {}", m.name)),
         records,
         points,
+        points_note,
         clusters,
         duplicates,
         summary,

@@ -91,8 +91,10 @@ fn default_cooldown() -> f64 {
 fn default_cooldown_after() -> u32 {
     3
 }
+/// 128: the embedded MiniLM's fastest forward-pass size on 2 cores (docs/benchmarks.md),
+/// and far below any embeddings endpoint's per-request limit.
 fn default_batch() -> usize {
-    64
+    128
 }
 
 /// Serialises header names with every value replaced by `[redacted]`: a header may

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p retort-vector --bench dedup -- 200000
 //! cargo bench -p retort-vector --bench dedup -- 1000000
-//! cargo bench -p retort-vector --bench dedup -- 200000 partitioned hnsw exact kmeans
+//! cargo bench -p retort-vector --bench dedup -- 200000 partitioned hnsw exact kmeans layout
 //! ```
 //! The first number is the row count; words pick what to run (default: partitioned + hnsw +
 //! kmeans up to 200k rows, partitioned + kmeans above, since an HNSW build over 1M rows on
@@ -141,8 +141,10 @@ fn main() {
                 },
                 "M 16, efC 100, ef 64".to_string(),
             ),
-            "kmeans" => continue,
-            other => panic!("unknown benchmark {other:?} (partitioned, hnsw, exact, kmeans)"),
+            "kmeans" | "layout" => continue,
+            other => panic!(
+                "unknown benchmark {other:?} (partitioned, hnsw, hnsw16, exact, kmeans, layout)"
+            ),
         };
         reset_hwm();
         let dd = SemanticDedup {
@@ -193,6 +195,20 @@ fn main() {
             sizes.iter().min().copied().unwrap_or(0),
             sizes.iter().max().copied().unwrap_or(0),
             vm_hwm_mb()
+        );
+    }
+
+    if what.contains(&"layout") {
+        // The report's map: at most 20,000 drawn points, neighbour layout.
+        let m = n.min(20_000);
+        let t = Instant::now();
+        let p = retort_vector::layout::neighbour_map(&vectors[..m * DIM], DIM, 1)
+            .expect("20,000 points are under the layout's cap");
+        println!();
+        println!(
+            "neighbour layout of {m} points: {:.1} s ({} coordinates)",
+            t.elapsed().as_secs_f64(),
+            p.len()
         );
     }
 }

@@ -9,5 +9,6 @@ pub mod dedup;
 pub mod gen;
 pub mod kernel;
 pub mod kmeans;
+pub mod layout;
 pub mod project;
 pub mod union_find;

@@ -68,9 +68,22 @@ impl retort_runner::Factory for CliFactory {
     fn embedder(&self, cfg: &EmbedderConfig) -> Result<Arc<dyn Embedder>, String> {
         match cfg.provider {
             EmbedderProvider::Local => {
+                if let Some(m) = cfg.model.as_deref() {
+                    if KnownModel::from_name(m) != Some(KnownModel::MiniLM) {
+                        return Err(format!(
+                            "[embedder] provider \"local\" has only the bundled `{}` model, not `{m}`; \
+                             remove `model` or use provider \"openai\" with an embeddings endpoint",
+                            KnownModel::MiniLM.name()
+                        ));
+                    }
+                }
                 let dir = retort_local::path_of(KnownModel::MiniLM, &retort_local::models_dir())
                     .map_err(|e| e.to_string())?;
-                let e = LocalEmbedder::load(&dir).map_err(|e| e.to_string())?;
+                let opts = retort_local::EmbedOptions {
+                    batch_size: cfg.batch_size.max(1),
+                    ..Default::default()
+                };
+                let e = LocalEmbedder::load_with(&dir, opts).map_err(|e| e.to_string())?;
                 Ok(Arc::new(e))
             }
             _ => Ok(Arc::new(OpenAiEmbedder::new(cfg)?)),
