@@ -7,7 +7,8 @@
 //!    cosine between unit vectors is kept to about ±0.1, far finer than the gap between a
 //!    near neighbour and an unrelated record), so exact k-nearest-neighbour search over
 //!    the 20,000 points a report draws takes seconds, not minutes;
-//! 2. exact k-nearest neighbours in that sketch (k = [`NEIGHBOURS`]), symmetrised;
+//! 2. exact k-nearest neighbours in that sketch (k = [`NEIGHBOURS`], or √n for small
+//!    sets), symmetrised;
 //! 3. UMAP's optimisation (McInnes et al. 2018) with the Student-t similarity `1/(1 + d²)`
 //!    (UMAP's curve with `a = b = 1`, as in LargeVis; the fitted `b ≈ 0.9` would cost two
 //!    `powf` per force and made the layout three times slower for no visible difference):
@@ -48,12 +49,15 @@ pub fn neighbour_map(vectors: &[f32], dim: usize, seed: u64) -> Option<Vec<[f32;
         return None;
     }
     let init = crate::project::pca_2d(vectors, dim);
-    if n <= NEIGHBOURS + 1 {
+    if n < 6 {
         // Too few points for a neighbourhood graph: PCA already shows every relation.
         return Some(init);
     }
+    // A small set gets fewer neighbours (about √n): with 12 of 17 points linked to each
+    // other the graph says "everything is near everything" and the map loses its groups.
+    let k = NEIGHBOURS.min((n as f64).sqrt() as usize).max(2);
     let sketch = sketch(vectors, dim, seed);
-    let knn = nearest(&sketch, NEIGHBOURS);
+    let knn = nearest(&sketch, k);
     let edges = symmetric_edges(&knn);
     Some(optimise(init, &edges, n, seed))
 }
@@ -89,10 +93,13 @@ impl Projection {
     pub fn describe(self) -> &'static str {
         match self {
             Projection::Neighbour => {
-                "Coordinates keep each record next to its nearest neighbours by embedding                  (a UMAP-style layout): nearby points are similar texts; distances between                  far-apart groups mean little."
+                "Coordinates keep each record next to its nearest neighbours by embedding \
+                 (a UMAP-style layout): nearby points are similar texts; distances between \
+                 far-apart groups mean little."
             }
             Projection::Pca => {
-                "Coordinates are the first two principal components of the embeddings                  (too many records for the neighbour layout), so separate topics may overlap."
+                "Coordinates are the first two principal components of the embeddings \
+                 (too many records for the neighbour layout), so separate topics may overlap."
             }
         }
     }
@@ -319,7 +326,7 @@ mod tests {
             neighbour_map(&d.vectors, 16, 9),
             neighbour_map(&d.vectors, 16, 9)
         );
-        let few = &d.vectors[..16 * 5];
+        let few = &d.vectors[..16 * 5]; // under 6 points: PCA
         assert_eq!(
             neighbour_map(few, 16, 1).unwrap(),
             crate::project::pca_2d(few, 16)
