@@ -172,11 +172,7 @@ fn embed_bench() {
     };
     let (sorted_sps, a) = timed(&sorted);
     let (unsorted_sps, b) = timed(&unsorted);
-    let worst = a
-        .iter()
-        .zip(&b)
-        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-        .fold(0f32, f32::max);
+    let worst = max_abs_diff(&a, &b);
     println!("MiniLM sorted batches (128, default): {sorted_sps:.0} sentences/s");
     for bs in [32, 64, 256] {
         let m = MiniLm::load(
@@ -188,16 +184,20 @@ fn embed_bench() {
         )
         .unwrap();
         let (sps, v) = timed(&m);
-        let diff = a
-            .iter()
-            .zip(&v)
-            .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-            .fold(0f32, f32::max);
+        let diff = max_abs_diff(&a, &v);
         println!(
             "MiniLM sorted batches ({bs}):     {sps:.0} sentences/s (max |diff| vs 128 {diff:.2e})"
         );
     }
     println!("MiniLM unsorted batches (128):   {unsorted_sps:.0} sentences/s (max |diff| vs sorted {worst:.2e})");
+}
+
+/// Largest absolute difference between two sets of vectors, element by element.
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0f32, f32::max)
 }
 
 fn raw_generation(path: &std::path::Path, threads: usize, messages: &[Message]) -> f64 {
