@@ -48,6 +48,37 @@ pub struct DedupOptions {
     /// `semantic`: rows searched exactly to estimate recall (0 = skip).
     #[serde(default = "default_recall_sample")]
     pub recall_sample: usize,
+    /// `method = "hnsw"`: links per node, `M` (default 48).
+    #[serde(default)]
+    pub hnsw_m: Option<usize>,
+    /// `method = "hnsw"`: candidate list while building (default 120; must exceed 2M).
+    #[serde(default)]
+    pub ef_construction: Option<usize>,
+    /// `method = "hnsw"`: candidate list of the queries from unlinked rows (default 96).
+    #[serde(default)]
+    pub ef_search: Option<usize>,
+}
+
+impl DedupOptions {
+    /// The semantic search method these options ask for.
+    fn search_method(&self) -> Method {
+        match self.method.as_str() {
+            "hnsw" => match Method::hnsw() {
+                Method::Hnsw {
+                    m,
+                    ef_construction,
+                    ef_search,
+                } => Method::Hnsw {
+                    m: self.hnsw_m.unwrap_or(m),
+                    ef_construction: self.ef_construction.unwrap_or(ef_construction),
+                    ef_search: self.ef_search.unwrap_or(ef_search),
+                },
+                other => other,
+            },
+            "exact" => Method::Exact,
+            _ => Method::partitioned(),
+        }
+    }
 }
 
 fn default_perm() -> usize {
@@ -81,6 +112,33 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             "unknown method `{}`; hint: use partitioned, hnsw or exact",
             o.method
         ));
+    }
+    let hnsw_knobs = [
+        ("hnsw_m", o.hnsw_m),
+        ("ef_construction", o.ef_construction),
+        ("ef_search", o.ef_search),
+    ];
+    for (name, value) in hnsw_knobs {
+        match value {
+            Some(_) if o.mode != "semantic" || o.method != "hnsw" => errs.push(format!(
+                "`{name}` only applies to mode = \"semantic\" with method = \"hnsw\"; hint: remove it or set the method"
+            )),
+            Some(0) => errs.push(format!("`{name}` must be at least 1")),
+            _ => {}
+        }
+    }
+    if let Method::Hnsw {
+        m, ef_construction, ..
+    } = o.search_method()
+    {
+        if o.method == "hnsw" && (m > 255 || ef_construction <= 2 * m) {
+            errs.push(format!(
+                "hnsw: `hnsw_m` = {m} must be at most 255 and `ef_construction` = {ef_construction} must exceed 2 × hnsw_m = {}; \
+                 with fewer build candidates than the 2M links a node keeps, hnsw_rs links them all without its \
+                 diversity heuristic and recall collapses on clustered data; hint: raise ef_construction",
+                2 * m
+            ));
+        }
     }
     if o.bands == 0 || o.num_perm == 0 || !o.num_perm.is_multiple_of(o.bands) {
         errs.push(format!(
@@ -205,14 +263,9 @@ impl Step for Dedup {
                     if n == 0 {
                         return (vec![], None);
                     }
-                    let method = match o.method.as_str() {
-                        "hnsw" => Method::hnsw(),
-                        "exact" => Method::Exact,
-                        _ => Method::partitioned(),
-                    };
                     let sd = SemanticDedup {
                         threshold: o.threshold.unwrap_or(0.95) as f32,
-                        method,
+                        method: o.search_method(),
                     };
                     let outcome = sd.dedup(&flat, dim, |i| keys2[i as usize].clone());
                     let recall = (o.recall_sample > 0).then(|| {
@@ -343,8 +396,50 @@ mod tests {
                 method: "partitioned".into(),
                 keep_by: default_keep_by(),
                 recall_sample: 100,
+                hnsw_m: None,
+                ef_construction: None,
+                ef_search: None,
             },
         }
+    }
+
+    fn build_errors(options: &str) -> Vec<String> {
+        let spec = StepSpec {
+            id: "dd".into(),
+            kind: "dedup".into(),
+            after: vec![],
+            options: toml::from_str(options).unwrap(),
+        };
+        match build(&spec, &BuildCtx::default()) {
+            Ok(_) => vec![],
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn hnsw_settings_are_checked_where_they_are_written() {
+        assert!(build_errors(
+            "mode = \"semantic\"\nmethod = \"hnsw\"\nhnsw_m = 32\nef_construction = 100"
+        )
+        .is_empty());
+        let e = build_errors(
+            "mode = \"semantic\"\nmethod = \"hnsw\"\nhnsw_m = 48\nef_construction = 80",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("must exceed 2 × hnsw_m = 96"), "{e:?}");
+        let e = build_errors("mode = \"semantic\"\nef_search = 200");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("`ef_search` only applies"), "{e:?}");
+        let o: DedupOptions =
+            toml::from_str("mode = \"semantic\"\nmethod = \"hnsw\"\nef_search = 200").unwrap();
+        assert_eq!(
+            o.search_method(),
+            Method::Hnsw {
+                m: 48,
+                ef_construction: 120,
+                ef_search: 200
+            }
+        );
     }
 
     #[tokio::test]

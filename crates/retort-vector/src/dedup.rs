@@ -606,6 +606,9 @@ fn train_spherical(vectors: &[f32], dim: usize, p: &PartitionParams) -> Vec<f32>
     centroids
 }
 
+/// Most rows without in-links that the HNSW method compares exactly with one another.
+const MAX_EXACT_ORPHANS: usize = 50_000;
+
 /// Cosine distance for unit vectors, clamped at 0: `hnsw_rs`'s own `DistDot` asserts
 /// `1 − dot ≥ 0`, which exact duplicates violate by one rounding step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -700,12 +703,25 @@ fn hnsw(
         query(i, &mut out);
         out
     }));
-    if orphans.len() > 1 {
+    // Quadratic in the orphans: 50k of them is ~10 s on two cores. Far more means settings
+    // that starve the graph (tiny M), which the warning names.
+    if orphans.len() > MAX_EXACT_ORPHANS {
+        tracing::warn!(
+            "hnsw: {} of {n} rows have no in-links (M {m}, efC {ef_construction}); only queried, \
+             not compared with one another; raise M or use the partitioned method",
+            orphans.len()
+        );
+    } else if orphans.len() > 1 {
         let ids: Vec<u32> = orphans.iter().map(|&i| i as u32).collect();
         let rows = gather(vectors, dim, &ids);
         pairs.extend(search_block(&rows, &ids, &[], &[], dim, tau));
     }
-    tracing::debug!(rows = n, orphans = orphans.len(), pairs = pairs.len(), "hnsw harvest");
+    tracing::debug!(
+        rows = n,
+        orphans = orphans.len(),
+        pairs = pairs.len(),
+        "hnsw harvest"
+    );
     pairs
 }
 
