@@ -112,6 +112,9 @@ struct ManifestView {
     steps: Vec<ManifestStep>,
     #[serde(default)]
     teachers: serde_json::Value,
+    /// The pipeline as run: the only place that names each teacher's model.
+    #[serde(default)]
+    pipeline: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -280,9 +283,13 @@ pub fn load_run(
             t.iter()
                 .map(|(name, c)| {
                     let u = |k: &str| c.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                    // The model comes from the pipeline as run; accounting only knows names.
+                    let model = m.pipeline["teachers"][name.as_str()]["model"]
+                        .as_str()
+                        .map(str::to_string);
                     TeacherRow {
                         name: name.clone(),
-                        model: None,
+                        model,
                         calls: u("calls"),
                         cache_hits: u("cache_hits"),
                         requests: u("requests"),
