@@ -71,6 +71,17 @@ impl Plan {
 
 /// Compile `path` with `--set` overrides. Returns every problem found, or the plan.
 pub fn compile(path: &Path, sets: &[String]) -> Result<Plan, Vec<CompileError>> {
+    compile_limited(path, sets, None)
+}
+
+/// [`compile`], and with `limit` every `load` step reads at most that many rows
+/// (`retort run --limit N`). The limit becomes part of each load step's options, so it is
+/// in the pipeline hash: a limited run's checkpoints are never taken for a full run's.
+pub fn compile_limited(
+    path: &Path,
+    sets: &[String],
+    limit: Option<u64>,
+) -> Result<Plan, Vec<CompileError>> {
     let source = Source::read(path).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
 
@@ -89,6 +100,30 @@ pub fn compile(path: &Path, sets: &[String]) -> Result<Plan, Vec<CompileError>> 
     for s in sets {
         if let Err(m) = apply_set(&mut doc, s) {
             errors.push(source.error(None, None, m, Some("--set takes path.to.key=value")));
+        }
+    }
+    if let Some(n) = limit {
+        let loads: Vec<&mut toml::Table> = doc
+            .get_mut("step")
+            .and_then(|s| s.as_array_mut())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_table_mut())
+            .filter(|t| t.get("kind").and_then(|k| k.as_str()) == Some("load"))
+            .collect();
+        if loads.is_empty() {
+            errors.push(source.error(
+                None,
+                None,
+                "--limit caps the rows of `load` steps, and this pipeline has none",
+                Some("limit a generator with --set step.<id>.target=N instead"),
+            ));
+        }
+        for t in loads {
+            t.insert(
+                "limit".into(),
+                toml::Value::Integer(n.min(i64::MAX as u64) as i64),
+            );
         }
     }
 
@@ -583,6 +618,16 @@ fn compile_steps(
             }
         }
         let used: BTreeSet<&str> = b.estimates.iter().map(|e| e.teacher.as_str()).collect();
+        // A step that prompts a teacher may use built-in templates, which are hashed by
+        // content, not by name: a retort upgrade that rewords one must not leave old answers
+        // standing as finished. All of them, since defaults are not visible here; re-running
+        // costs little because unchanged prompts come from the response cache.
+        if !used.is_empty() {
+            for (name, text) in retort_steps::templates::builtins() {
+                h.update(name.as_bytes());
+                h.update(text.as_bytes());
+            }
+        }
         for t in used {
             if let Some(cfg) = teachers.get(t) {
                 h.update(t.as_bytes());

@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod rundir;
 
-pub use compile::{compile, Plan, PlannedStep};
+pub use compile::{compile, compile_limited, Plan, PlannedStep};
 pub use exec::{run, Factory, RunError, RunOptions, RunSummary};
 pub use manifest::Manifest;
 pub use pipeline::CompileError;

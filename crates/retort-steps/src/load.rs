@@ -44,6 +44,10 @@ pub struct LoadOptions {
     /// Rows per committed batch.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Read at most this many rows (across all files, bad rows included): a quick trial
+    /// of a pipeline. `retort run --limit N` sets it on every `load` step.
+    #[serde(default)]
+    pub limit: Option<u64>,
 }
 
 fn default_on_error() -> String {
@@ -109,10 +113,16 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     if o.batch_size == 0 {
         errs.push("`batch_size` must be at least 1".into());
     }
+    if o.limit == Some(0) {
+        errs.push("`limit` must be at least 1; hint: remove it to read every row".into());
+    }
     if !errs.is_empty() {
         return Err(errs);
     }
-    let writes = format!("records loaded from {}", files.join(", "));
+    let writes = match o.limit {
+        Some(n) => format!("the first {n} records of {}", files.join(", ")),
+        None => format!("records loaded from {}", files.join(", ")),
+    };
     let mut b = Built::new(
         Arc::new(Load {
             paths: paths.clone(),
@@ -120,6 +130,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             fields: o.fields,
             skip_bad: o.on_error == "skip",
             batch: o.batch_size,
+            limit: o.limit.unwrap_or(u64::MAX),
         }),
         writes,
     );
@@ -134,6 +145,7 @@ pub struct Load {
     fields: BTreeMap<String, String>,
     skip_bad: bool,
     batch: usize,
+    limit: u64,
 }
 
 #[async_trait]
@@ -151,12 +163,16 @@ impl Step for Load {
         // Rows are counted across all files; on resume the first `consumed` are skipped.
         // Committing a batch overlaps with reading the next one.
         let mut to_skip = out.consumed();
+        let mut left = self.limit.saturating_sub(to_skip);
         let mut pending: Option<Batch> = None;
         for path in &self.paths {
+            if left == 0 {
+                break;
+            }
             let mut iter: RowIter =
                 read_rows(path, self.format).map_err(|e| StepError::Config(e.to_string()))?;
-            loop {
-                let n = self.batch;
+            while left > 0 {
+                let n = (self.batch as u64).min(left) as usize;
                 let skip = to_skip;
                 let fields = self.fields.clone();
                 let step = ctx.step_id.clone();
@@ -180,6 +196,7 @@ impl Step for Load {
                     break;
                 }
                 if batch.consumed > 0 {
+                    left -= batch.consumed;
                     ctx.stats.add_done(batch.consumed);
                     pending = Some(batch);
                 }

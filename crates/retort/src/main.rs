@@ -51,7 +51,8 @@ enum Cmd {
     /// directory.
     #[command(after_help = "Examples:\n  retort run pipelines/quickstart.toml\n  \
 retort run pipelines/sft.toml --set step.tasks.target=500 --out runs/sft-500\n  \
-retort run pipelines/sft.toml --fresh\n\n\
+retort run pipelines/sft.toml --fresh\n  \
+retort run pipelines/sft.toml --limit 20 --out runs/sft-trial\n\n\
 Re-running the same command resumes: finished steps whose configuration is unchanged are \
 skipped, an interrupted step continues after its last committed batch, and teacher answers \
 come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipeline file has errors.")]
@@ -74,6 +75,11 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         /// CPU threads for heavy work (0 = one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Read at most N rows in every `load` step, to try a pipeline on a few records.
+        /// The limit is part of the steps' configuration: a later run without it redoes
+        /// the loads and everything downstream in full, never mistaking the trial for it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Check a pipeline file and report every problem at once.
     #[command(
@@ -93,6 +99,9 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         pipeline: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Plan as `retort run --limit N` would run: every `load` step reads at most N rows.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Show a Parquet or JSONL file: schema, row count, per-column stats, a few rows.
     #[command(after_help = "Example:\n  retort inspect runs/quickstart/sft.parquet --rows 5")]
@@ -263,7 +272,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Cmd::Plan { pipeline, sets } => match retort_runner::compile(&pipeline, &sets) {
+        Cmd::Plan {
+            pipeline,
+            sets,
+            limit,
+        } => match retort_runner::compile_limited(&pipeline, &sets, limit) {
             Ok(plan) => {
                 print!("{}", plan_cmd::render(&plan));
                 Ok(ExitCode::SUCCESS)
@@ -280,8 +293,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             fresh,
             no_cache,
             threads,
+            limit,
         } => {
-            let plan = match retort_runner::compile(&pipeline, &sets) {
+            let plan = match retort_runner::compile_limited(&pipeline, &sets, limit) {
                 Ok(p) => p,
                 Err(errs) => {
                     print_compile_errors(&errs);
