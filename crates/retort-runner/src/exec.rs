@@ -370,6 +370,39 @@ pub(crate) struct Live {
     pub error: Mutex<Option<String>>,
 }
 
+/// Dollars spent by earlier invocations in this run directory (their manifest's
+/// `teachers.spent_usd`, itself cumulative), so the budget spans resumes. `--fresh` has
+/// already removed the manifest when it starts over.
+fn earlier_spend(run_dir: &Path) -> Result<f64, RunError> {
+    let path = run_dir.join("manifest.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0.0),
+        Err(e) => {
+            return Err(RunError::Setup(format!(
+                "cannot read {} ({e}), which holds the spend of the earlier run; fix its permissions or start over with --fresh",
+                path.display()
+            )))
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        RunError::Setup(format!(
+            "{} is not valid JSON ({e}), so the earlier run's spend is unknown; start over with --fresh",
+            path.display()
+        ))
+    })?;
+    match v["teachers"]["spent_usd"].as_f64() {
+        Some(usd) => Ok(usd),
+        None => {
+            tracing::warn!(
+                "{} has no teachers.spent_usd; the budget counts from $0 for this invocation",
+                path.display()
+            );
+            Ok(0.0)
+        }
+    }
+}
+
 /// Writes manifest.json with the given run status; shared by every step task.
 type ManifestWriter = Arc<dyn Fn(&str) -> Result<Manifest, StepError> + Send + Sync>;
 
@@ -417,7 +450,10 @@ pub async fn run(
             ))
         })?,
     );
-    let accounting = Arc::new(Accounting::new(plan.max_budget_usd));
+    let accounting = Arc::new(Accounting::resuming(
+        plan.max_budget_usd,
+        earlier_spend(&run_dir)?,
+    ));
     let shared = Arc::new(Shared::new(
         Some(cache.clone()),
         !opts.no_cache,

@@ -153,7 +153,7 @@ pub struct AccountingSnapshot {
     pub total: Counters,
     /// The budget, if one was set.
     pub budget_usd: Option<f64>,
-    /// Dollars spent so far.
+    /// Dollars spent so far, including earlier invocations of a resumed run.
     pub spent_usd: f64,
     /// Whether the budget stopped new requests.
     pub budget_reached: bool,
@@ -176,9 +176,17 @@ impl Default for Accounting {
 impl Accounting {
     /// Empty counters; `max_budget_usd` stops new requests once spent.
     pub fn new(max_budget_usd: Option<f64>) -> Accounting {
+        Accounting::resuming(max_budget_usd, 0.0)
+    }
+
+    /// Empty counters, with `spent_usd` already spent by earlier invocations of the same
+    /// run: a resumed run continues the budget instead of starting it again from $0.
+    pub fn resuming(max_budget_usd: Option<f64>, spent_usd: f64) -> Accounting {
         Accounting {
             cells: RwLock::new(HashMap::new()),
-            spent_nano: Arc::new(AtomicU64::new(0)),
+            spent_nano: Arc::new(AtomicU64::new(
+                (spent_usd.max(0.0) * NANO).min(u64::MAX as f64) as u64,
+            )),
             budget: max_budget_usd.map(|max_usd| Budget { max_usd }),
             reached: AtomicBool::new(false),
         }
@@ -278,6 +286,15 @@ mod tests {
         c.price_output_per_mtok = Some(2.0);
         let x = estimate_cost(&c, 2_000_000, 500_000);
         assert!((x - 2.0).abs() < 1e-9, "{x}");
+    }
+
+    #[test]
+    fn resumed_accounting_counts_the_earlier_spend_against_the_budget() {
+        let a = Accounting::resuming(Some(1.0), 0.75);
+        assert!(a.check_budget().is_ok());
+        assert!((a.snapshot().spent_usd - 0.75).abs() < 1e-9);
+        let a = Accounting::resuming(Some(1.0), 1.0);
+        assert!(matches!(a.check_budget(), Err(TeacherError::Budget(_))));
     }
 
     #[test]
