@@ -92,6 +92,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every built-in template as (name, source), for config hashes.
+pub fn builtins() -> &'static [(&'static str, &'static str)] {
+    BUILTIN
+}
+
 /// Names of the built-in templates.
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTIN.iter().map(|(n, _)| *n).collect()

@@ -445,6 +445,51 @@ print(len(a), len(b), len(set(b)), sorted(a)==sorted(b))",
 }
 
 #[test]
+fn limit_reads_the_first_rows_and_a_full_run_after_it_redoes_the_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    big_jsonl(&d.join("a.jsonl"), 7);
+    big_jsonl(&d.join("b.jsonl"), 20);
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "trial"
+[[step]]
+id = "l"
+kind = "load"
+paths = ["a.jsonl", "b.jsonl"]
+batch_size = 4
+[[step]]
+id = "e"
+kind = "export"
+after = ["l"]
+format = "alpaca"
+path = "out.jsonl"
+"#,
+    );
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    // 10 rows: all 7 of a.jsonl and the first 3 of b.jsonl, over batch boundaries.
+    let o = run(&["run", "p.toml", "--limit", "10", "--out", "r"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&d.join("r/out.jsonl")), 10);
+    let m = manifest(&d.join("r/manifest.json"));
+    assert_eq!(m["pipeline"]["step"][0]["limit"], 10, "{m}");
+    assert_eq!(m["steps"][0]["rows_out"], 10, "{m}");
+
+    // Same directory without --limit: the load's configuration changed, so nothing of
+    // the trial counts as done.
+    let o = run(&["run", "p.toml", "--out", "r"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&d.join("r/out.jsonl")), 27);
+
+    let plan = text(&run(&["plan", "p.toml", "--limit", "5"], d));
+    assert!(plan.contains("the first 5 records"), "{plan}");
+    let o = run(&["run", "p.toml", "--limit", "0"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
 fn inspect_and_plan_describe_files_and_pipelines() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -609,7 +654,12 @@ print(ok, len(f), d)",
         40,
         "exported + failed + deduplicated: {got}"
     );
-    assert!(d.join("run/report.html").exists());
+    let html = std::fs::read_to_string(d.join("run/report.html")).unwrap();
+    // Regression: the Teachers table's model cell was empty.
+    assert!(
+        html.contains("<td><code>mock-model</code></td>"),
+        "the report names the teacher's model"
+    );
     let m = manifest(&d.join("run/manifest.json"));
     assert!(
         m["teachers"]["total"]["cost_usd"].as_f64().unwrap() > 0.0,
@@ -652,6 +702,71 @@ print(ok, len(f), d)",
         .log()
         .iter()
         .any(|r| r.header("authorization") == Some(&format!("Bearer {canary}"))));
+}
+
+/// `max_budget_usd` covers a run directory, not one invocation: re-running a run that
+/// hit its budget must not spend it again.
+#[test]
+fn budget_spans_resumed_invocations() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(retort_mock::MockServer::start(Default::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    big_jsonl(&d.join("seeds.jsonl"), 60);
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"
+name = "budget"
+max_budget_usd = 0.02
+[teachers.api]
+provider = "openai"
+base_url = "{}"
+model = "mock-model"
+max_in_flight = 2
+price_input_per_mtok = 1000.0
+price_output_per_mtok = 1000.0
+[[step]]
+id = "seeds"
+kind = "load"
+path = "seeds.jsonl"
+[[step]]
+id = "answers"
+kind = "respond"
+after = ["seeds"]
+teacher = "api"
+"#,
+            server.base_url()
+        ),
+    );
+    let spent = || {
+        manifest(&d.join("run/manifest.json"))["teachers"]["spent_usd"]
+            .as_f64()
+            .unwrap()
+    };
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(
+        !o.status.success(),
+        "the budget should stop the run: {}",
+        text(&o)
+    );
+    let first = server.requests();
+    assert!(first > 0 && first < 60, "{first} requests");
+    let spent1 = spent();
+    assert!(spent1 >= 0.02, "spent {spent1}");
+
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("budget"), "{}", text(&o));
+    assert_eq!(
+        server.requests(),
+        first,
+        "the resumed run spent the budget again"
+    );
+    assert!((spent() - spent1).abs() < 1e-9, "spend carried over");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
