@@ -31,7 +31,11 @@ fn source_rows(plan: &Plan, id: &str) -> Option<u64> {
             }
         }
     }
-    Some(n)
+    // `limit` (or `run --limit`) caps what a load step reads.
+    match step.spec.options.get("limit").and_then(|v| v.as_integer()) {
+        Some(l) if l >= 0 => Some(n.min(l as u64)),
+        _ => Some(n),
+    }
 }
 
 /// Newlines in a file, read in blocks so a multi-gigabyte input is not loaded whole.

@@ -485,6 +485,10 @@ path = "out.jsonl"
 
     let plan = text(&run(&["plan", "p.toml", "--limit", "5"], d));
     assert!(plan.contains("the first 5 records"), "{plan}");
+    assert!(
+        plan.contains("rows:   ≤ 5\n"),
+        "the estimate counts the limit: {plan}"
+    );
     let o = run(&["run", "p.toml", "--limit", "0"], d);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
