@@ -660,7 +660,31 @@ pub async fn run(
     } else {
         "failed"
     };
-    let manifest = write_manifest(status).map_err(|e| RunError::Setup(e.to_string()))?;
+    let mut manifest = write_manifest(status).map_err(|e| RunError::Setup(e.to_string()))?;
+    if !interrupted {
+        // Steps that describe the run (the report) re-render now that it has ended.
+        for (ps, lv) in plan.steps.iter().zip(live.iter()) {
+            let st = lv.status.lock().unwrap().clone();
+            if st != "done" && st != "skipped (unchanged)" {
+                continue;
+            }
+            let step = ps.built.step.clone();
+            let dir = run_dir.clone();
+            let res = tokio::task::spawn_blocking(move || step.after_run(&dir))
+                .await
+                .map_err(|e| StepError::Other(format!("panicked: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = res {
+                errors.push(format!(
+                    "step `{}` could not refresh its output after the run: {e}",
+                    ps.spec.id
+                ));
+            }
+        }
+        if !errors.is_empty() && status == "complete" {
+            manifest = write_manifest("failed").map_err(|e| RunError::Setup(e.to_string()))?;
+        }
+    }
     if interrupted {
         return Err(RunError::Steps(format!(
             "interrupted; committed progress is kept in {} — run the same command again to resume",

@@ -40,7 +40,10 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         )]);
     }
     Ok(Built::new(
-        Arc::new(ReportStep { o: o.clone() }),
+        Arc::new(ReportStep {
+            o: o.clone(),
+            after: spec.after.clone(),
+        }),
         format!(
             "{} (cluster map, scores, examples, removed duplicates)",
             o.path
@@ -52,6 +55,8 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
 /// positions) plus every dedup step's removed duplicates found in the run directory.
 pub struct ReportStep {
     o: ReportOptions,
+    /// Input step ids, to re-read the records when the page is refreshed after the run.
+    after: Vec<String>,
 }
 
 #[async_trait]
@@ -90,6 +95,15 @@ impl Step for ReportStep {
             ..Default::default()
         })
         .await
+    }
+
+    fn after_run(&self, run_dir: &Path) -> Result<(), StepError> {
+        let mut records = Vec::new();
+        for id in &self.after {
+            records.extend(read_step(run_dir, id)?);
+        }
+        let input = load_run(run_dir, Some(records), self.o.title.clone())?;
+        write_html(&run_dir.join(&self.o.path), &retort_report::render(&input))
     }
 }
 

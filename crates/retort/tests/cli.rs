@@ -659,6 +659,16 @@ print(ok, len(f), d)",
         "exported + failed + deduplicated: {got}"
     );
     let html = std::fs::read_to_string(d.join("run/report.html")).unwrap();
+    // Regression: the page was rendered while the exports were still running and said so
+    // for good; it is refreshed when the run ends.
+    assert!(
+        !html.contains(">running</span>") && !html.contains(">waiting</span>"),
+        "the report shows the run as it ended"
+    );
+    assert!(
+        html.contains(">complete</span>"),
+        "run status in the report"
+    );
     // Regression: the Teachers table's model cell was empty.
     assert!(
         html.contains("<td><code>mock-model</code></td>"),
