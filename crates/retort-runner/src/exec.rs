@@ -665,7 +665,9 @@ pub async fn run(
         // Steps that describe the run (the report) re-render now that it has ended.
         for (ps, lv) in plan.steps.iter().zip(live.iter()) {
             let st = lv.status.lock().unwrap().clone();
-            if st != "done" && st != "skipped (unchanged)" {
+            // Only steps that ran: a skipped report keeps the page of the run that made
+            // it, whose summary has the counts this invocation (all skips) does not.
+            if st != "done" {
                 continue;
             }
             let step = ps.built.step.clone();

@@ -235,8 +235,8 @@ pub trait Step: Send + Sync {
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError>;
     /// Called once the run has ended (complete or failed; not when interrupted), after
-    /// the final manifest is written, for each step that finished or was skipped as
-    /// unchanged. A step whose output describes the run itself refreshes it here: the
+    /// the final manifest is written, for each step that ran to the end in this
+    /// invocation. A step whose output describes the run itself refreshes it here: the
     /// report ran while later steps were still going and would otherwise show them so.
     /// Blocking; the runner calls it off the async workers.
     fn after_run(&self, _run_dir: &std::path::Path) -> Result<(), StepError> {

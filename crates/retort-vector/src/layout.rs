@@ -3,13 +3,13 @@
 //! PCA keeps the two directions of largest variance; with dozens of topics in 384
 //! dimensions that squashes most clusters on top of each other. This layout instead keeps
 //! each record next to its nearest neighbours:
-//! 1. a random Gaussian projection to [`SKETCH_DIM`] dimensions (Johnson–Lindenstrauss:
-//!    cosine between unit vectors is kept to about ±0.1, far finer than the gap between a
-//!    near neighbour and an unrelated record), so exact k-nearest-neighbour search over
-//!    the 20,000 points a report draws takes seconds, not minutes;
-//! 2. exact k-nearest neighbours in that sketch (k = [`NEIGHBOURS`], or √n for small
-//!    sets), symmetrised;
-//! 3. UMAP's optimisation (McInnes et al. 2018) with the Student-t similarity `1/(1 + d²)`
+//! 1. exact k-nearest neighbours by cosine in the full dimension (k = [`NEIGHBOURS`], or
+//!    √n for small sets), symmetrised. Blocked SIMD dot products make that a few seconds
+//!    for the 25,000 points the layout takes. (A 48-d random sketch used to stand in for
+//!    the vectors: its cosine noise, ±0.14, is larger than the gap between a real text's
+//!    neighbours and unrelated texts in MiniLM space, 0.2–0.3 against 0.1, and the
+//!    quickstart map came out as a random scatter.)
+//! 2. UMAP's optimisation (McInnes et al. 2018) with the Student-t similarity `1/(1 + d²)`
 //!    (UMAP's curve with `a = b = 1`, as in LargeVis; the fitted `b ≈ 0.9` would cost two
 //!    `powf` per force and made the layout three times slower for no visible difference):
 //!    starting from the PCA coordinates, neighbours attract, random pairs repel (negative
@@ -22,8 +22,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-/// Dimensions of the random sketch used for neighbour search.
-pub const SKETCH_DIM: usize = 48;
 /// Neighbours per point in the graph the layout preserves.
 pub const NEIGHBOURS: usize = 12;
 /// Optimisation epochs (each visits every edge once).
@@ -53,13 +51,49 @@ pub fn neighbour_map(vectors: &[f32], dim: usize, seed: u64) -> Option<Vec<[f32;
         // Too few points for a neighbourhood graph: PCA already shows every relation.
         return Some(init);
     }
-    // A small set gets fewer neighbours (about √n): with 12 of 17 points linked to each
-    // other the graph says "everything is near everything" and the map loses its groups.
-    let k = NEIGHBOURS.min((n as f64).sqrt() as usize).max(2);
-    let sketch = sketch(vectors, dim, seed);
-    let knn = nearest(&sketch, k);
-    let edges = symmetric_edges(&knn);
-    Some(optimise(init, &edges, n, seed))
+    let knn = nearest(vectors, dim, graph_k(n));
+    Some(layout(init, &knn, seed))
+}
+
+/// Neighbours per point: a small set gets fewer (about √n); with 12 of 17 points linked
+/// to each other the graph says "everything is near everything" and the map loses its
+/// groups.
+fn graph_k(n: usize) -> usize {
+    NEIGHBOURS.min((n as f64).sqrt() as usize).max(2)
+}
+
+fn layout(init: Vec<[f32; 2]>, knn: &[Vec<u32>], seed: u64) -> Vec<[f32; 2]> {
+    let edges = symmetric_edges(knn);
+    optimise(init, &edges, knn.len(), seed)
+}
+
+/// Share of the graph's neighbours that are also among a point's nearest on the map,
+/// over an evenly spaced sample of at most 2,000 points.
+fn kept(map: &[[f32; 2]], knn: &[Vec<u32>]) -> f64 {
+    let n = map.len();
+    let step = n.div_ceil(2000).max(1);
+    let (kept, total) = (0..n)
+        .step_by(step)
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|&i| {
+            let k = knn[i].len();
+            let mut near: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let (dx, dy) = (map[i][0] - map[j][0], map[i][1] - map[j][1]);
+                    (dx * dx + dy * dy, j as u32)
+                })
+                .collect();
+            if k == 0 || near.is_empty() {
+                return (0, 0);
+            }
+            near.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
+            let hits = near[..k].iter().filter(|(_, j)| knn[i].contains(j)).count();
+            (hits, k)
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    kept as f64 / total.max(1) as f64
 }
 
 /// Which projection drew a map.
@@ -67,7 +101,8 @@ pub fn neighbour_map(vectors: &[f32], dim: usize, seed: u64) -> Option<Vec<[f32;
 pub enum Projection {
     /// [`neighbour_map`].
     Neighbour,
-    /// [`crate::project::pca_2d`] (above [`MAX_POINTS`] rows).
+    /// [`crate::project::pca_2d`]: above [`MAX_POINTS`] rows, under 6, or where it keeps
+    /// more neighbours than the layout.
     Pca,
 }
 
@@ -99,71 +134,64 @@ impl Projection {
             }
             Projection::Pca => {
                 "Coordinates are the first two principal components of the embeddings \
-                 (too many records for the neighbour layout), so separate topics may overlap."
+                 (they kept more of each record's nearest neighbours than the neighbour \
+                 layout, or there are too many records for it), so separate topics may overlap."
             }
         }
     }
 }
 
-/// The best map this module can draw for `vectors`: [`neighbour_map`] up to
-/// [`MAX_POINTS`] rows, PCA above.
+/// The best map this module can draw for `vectors`: the neighbour layout or PCA,
+/// whichever keeps more of each point's nearest neighbours (PCA above [`MAX_POINTS`]
+/// rows). On many distinct topics the layout wins by far; on a handful of weakly related
+/// texts (a quickstart's 17 tasks, where a text's nearest neighbour is at cosine 0.2–0.3)
+/// PCA keeps more, and a force layout would only scatter them.
 pub fn map_2d(vectors: &[f32], dim: usize, seed: u64) -> (Vec<[f32; 2]>, Projection) {
-    match neighbour_map(vectors, dim, seed) {
-        Some(p) => (p, Projection::Neighbour),
-        None => (crate::project::pca_2d(vectors, dim), Projection::Pca),
+    let n = vectors.len() / dim.max(1);
+    let pca = crate::project::pca_2d(vectors, dim);
+    if !(6..=MAX_POINTS).contains(&n) {
+        return (pca, Projection::Pca);
+    }
+    let knn = nearest(vectors, dim, graph_k(n));
+    let ours = layout(pca.clone(), &knn, seed);
+    if kept(&ours, &knn) >= kept(&pca, &knn) {
+        (ours, Projection::Neighbour)
+    } else {
+        (pca, Projection::Pca)
     }
 }
 
-/// Rows projected onto `SKETCH_DIM` Gaussian directions and re-normalised to unit length,
-/// so a dot product is a cosine.
-fn sketch(vectors: &[f32], dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5ce7);
-    // Box–Muller normals: rand_distr is not a dependency for one distribution.
-    let mut normal = || {
-        let u: f32 = rng.random_range(f32::EPSILON..1.0);
-        let v: f32 = rng.random_range(0.0..1.0);
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    };
-    let proj: Vec<f32> = (0..dim * SKETCH_DIM).map(|_| normal()).collect();
-    vectors
-        .par_chunks_exact(dim)
-        .flat_map_iter(|x| {
-            let mut s = [0f32; SKETCH_DIM];
-            for (xj, row) in x.iter().zip(proj.chunks_exact(SKETCH_DIM)) {
-                for (o, p) in s.iter_mut().zip(row) {
-                    *o += xj * p;
-                }
-            }
-            let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                s.iter_mut().for_each(|v| *v /= norm);
-            }
-            s
-        })
-        .collect()
-}
+/// Rows per block of the neighbour search: 128 × 25,000 dot products is 12.8 MB of
+/// output per task.
+const KNN_BLOCK: usize = 128;
 
 /// Exact k nearest neighbours (largest dot product) of every row, self excluded.
-fn nearest(sketch: &[f32], k: usize) -> Vec<Vec<u32>> {
-    let rows: Vec<&[f32]> = sketch.chunks_exact(SKETCH_DIM).collect();
-    rows.par_iter()
+fn nearest(vectors: &[f32], dim: usize, k: usize) -> Vec<Vec<u32>> {
+    let n = vectors.len() / dim;
+    let k = k.min(n.saturating_sub(1));
+    vectors
+        .par_chunks(KNN_BLOCK * dim)
         .enumerate()
-        .map(|(i, x)| {
-            // Kept sorted best-first; k is small, so insertion beats a heap.
-            let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-            for (j, y) in rows.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                let d = crate::kernel::dot(x, y);
-                if best.len() == k && d <= best[k - 1].0 {
-                    continue;
-                }
-                let at = best.partition_point(|(e, _)| *e >= d);
-                best.insert(at, (d, j as u32));
-                best.truncate(k);
-            }
-            best.into_iter().map(|(_, j)| j).collect()
+        .flat_map_iter(|(b, block)| {
+            let rows = block.len() / dim;
+            let mut dots = vec![0f32; rows * n];
+            crate::kernel::dots(block, vectors, dim, &mut dots);
+            (0..rows)
+                .map(|r| {
+                    let i = b * KNN_BLOCK + r;
+                    // Kept sorted best-first; k is small, so insertion beats a heap.
+                    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+                    for (j, &d) in dots[r * n..(r + 1) * n].iter().enumerate() {
+                        if j == i || (best.len() == k && d <= best[k - 1].0) {
+                            continue;
+                        }
+                        let at = best.partition_point(|(e, _)| *e >= d);
+                        best.insert(at, (d, j as u32));
+                        best.truncate(k);
+                    }
+                    best.into_iter().map(|(_, j)| j).collect::<Vec<u32>>()
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -317,6 +345,80 @@ mod tests {
             same > 0.8,
             "nearest map neighbour in the same cluster: {same:.3}"
         );
+    }
+
+    /// Regression: real embeddings are low-contrast (a MiniLM neighbour at cosine 0.2–0.3,
+    /// unrelated texts at 0.1). A 48-d sketch's noise drowned that, and the quickstart's
+    /// 17-record map kept none of its neighbours (3-NN overlap 0.08, below chance).
+    #[test]
+    fn keeps_groups_of_low_contrast_embeddings() {
+        let (dim, groups, per) = (384, 6, 5);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut gauss = || {
+            let u: f32 = rng.random_range(f32::EPSILON..1.0);
+            let v: f32 = rng.random_range(0.0..1.0);
+            (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+        };
+        let centres: Vec<Vec<f32>> = (0..groups)
+            .map(|_| (0..dim).map(|_| gauss()).collect())
+            .collect();
+        let mut v = Vec::new();
+        for c in &centres {
+            for _ in 0..per {
+                // Same-group cosine ≈ 0.2, cross-group ≈ 0.
+                let x: Vec<f32> = c.iter().map(|&ci| 0.5 * ci + gauss()).collect();
+                let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+                v.extend(x.iter().map(|a| a / norm));
+            }
+        }
+        let map = neighbour_map(&v, dim, 1).unwrap();
+        let n = groups * per;
+        let same = (0..n)
+            .filter(|&i| {
+                let j = (0..n)
+                    .filter(|&j| j != i)
+                    .min_by(|&a, &b| {
+                        let da = (map[i][0] - map[a][0]).powi(2) + (map[i][1] - map[a][1]).powi(2);
+                        let db = (map[i][0] - map[b][0]).powi(2) + (map[i][1] - map[b][1]).powi(2);
+                        da.total_cmp(&db)
+                    })
+                    .unwrap();
+                i / per == j / per
+            })
+            .count();
+        assert!(
+            same * 10 >= n * 8,
+            "nearest map neighbour in the same group for {same} of {n} points"
+        );
+    }
+
+    /// `map_2d` keeps the layout where it helps and PCA where it does not.
+    #[test]
+    fn map_2d_picks_the_projection_that_keeps_more_neighbours() {
+        let d = clustered_vectors_labeled(3000, 384, 40, 0, 0.95, 11);
+        let (map, p) = map_2d(&d.vectors, 384, 5);
+        assert_eq!(p, Projection::Neighbour);
+        let knn = nearest(&d.vectors, 384, graph_k(3000));
+        let pca = crate::project::pca_2d(&d.vectors, 384);
+        assert!(kept(&map, &knn) > kept(&pca, &knn));
+        // Points on a line in 8-d: PCA is exact, a force layout can only lose order.
+        let line: Vec<f32> = (0..40)
+            .flat_map(|i| {
+                let t = i as f32 / 40.0;
+                let v = [1.0, t, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+                let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                v.map(|a| a / norm)
+            })
+            .collect();
+        let (got, p) = map_2d(&line, 8, 1);
+        let knn = nearest(&line, 8, graph_k(40));
+        let pca = crate::project::pca_2d(&line, 8);
+        let layout_only = neighbour_map(&line, 8, 1).unwrap();
+        if kept(&pca, &knn) > kept(&layout_only, &knn) {
+            assert_eq!((p, got), (Projection::Pca, pca));
+        } else {
+            assert_eq!(p, Projection::Neighbour);
+        }
     }
 
     #[test]
