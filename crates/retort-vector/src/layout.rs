@@ -165,10 +165,21 @@ pub fn map_2d(vectors: &[f32], dim: usize, seed: u64) -> (Vec<[f32; 2]>, Project
 /// output per task.
 const KNN_BLOCK: usize = 128;
 
-/// Exact k nearest neighbours (largest dot product) of every row, self excluded.
+/// Exact k nearest neighbours by cosine of every row, self excluded.
 fn nearest(vectors: &[f32], dim: usize, k: usize) -> Vec<Vec<u32>> {
     let n = vectors.len() / dim;
     let k = k.min(n.saturating_sub(1));
+    // Unit rows, so a dot product is a cosine: embeddings from an endpoint need not be
+    // normalised, and the report draws whatever it is given.
+    let unit: Vec<f32> = vectors
+        .par_chunks_exact(dim)
+        .flat_map_iter(|x| {
+            let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let s = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            x.iter().map(move |v| v * s)
+        })
+        .collect();
+    let vectors = &unit[..];
     vectors
         .par_chunks(KNN_BLOCK * dim)
         .enumerate()
