@@ -199,16 +199,17 @@ fn main() {
     }
 
     if what.contains(&"layout") {
-        // The report's map: at most 20,000 drawn points, neighbour layout.
+        // The report's map: at most 20,000 drawn points, as the cluster step draws them
+        // (neighbour layout and PCA, the one keeping more neighbours wins).
         let m = n.min(20_000);
         let t = Instant::now();
-        let p = retort_vector::layout::neighbour_map(&vectors[..m * DIM], DIM, 1)
-            .expect("20,000 points are under the layout's cap");
+        let (p, projection) = retort_vector::layout::map_2d(&vectors[..m * DIM], DIM, 1);
         println!();
         println!(
-            "neighbour layout of {m} points: {:.1} s ({} coordinates)",
+            "map of {m} points: {:.1} s ({} coordinates, {} projection)",
             t.elapsed().as_secs_f64(),
-            p.len()
+            p.len(),
+            projection.name()
         );
     }
 }
