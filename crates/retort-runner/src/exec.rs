@@ -717,11 +717,16 @@ async fn run_one(
     lv: &Live,
 ) -> Result<(), StepError> {
     let id = &ctx.step_id;
-    if let Some(rows) = StepDir::is_done(run_dir, id, hash) {
+    if let Some(done) = StepDir::is_done(run_dir, id, hash) {
         // Finished before with the same config: skip, and let downstream read it.
         let parts = rundir::count_parts(&StepDir::path_for(run_dir, id));
-        lv.rows_out.store(rows, Ordering::Relaxed);
-        lv.resumed_rows.store(rows, Ordering::Relaxed);
+        lv.rows_out.store(done.rows, Ordering::Relaxed);
+        lv.resumed_rows.store(done.rows, Ordering::Relaxed);
+        // What it took in when it ran, so a skipped step's row reads like a finished one
+        // (a source's "consumed" counts file rows, which a running source reports as 0).
+        if !ups.is_empty() {
+            lv.rows_in.store(done.rows_in, Ordering::Relaxed);
+        }
         *lv.status.lock().unwrap() = "skipped (unchanged)".into();
         tx.send_modify(|u| u.parts = parts);
         // Downstream still needs our inputs to be complete for correctness of its own

@@ -37,6 +37,9 @@ pub struct StepFileState {
     pub done: bool,
     /// Output rows when done.
     pub rows: u64,
+    /// Input rows consumed when done (absent in state files of older versions).
+    #[serde(default)]
+    pub rows_in: u64,
 }
 
 /// One step's checkpoint folder.
@@ -86,10 +89,10 @@ impl StepDir {
     }
 
     /// Whether the step finished before with this config hash.
-    pub fn is_done(run_dir: &Path, id: &str, hash: &str) -> Option<u64> {
+    pub fn is_done(run_dir: &Path, id: &str, hash: &str) -> Option<StepFileState> {
         let p = Self::path_for(run_dir, id).join("state.json");
         let s: StepFileState = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
-        (s.done && s.config_hash == hash).then_some(s.rows)
+        (s.done && s.config_hash == hash).then_some(s)
     }
 
     /// Open a step folder for (re)running with config `hash`. Checkpoints of another
@@ -154,6 +157,7 @@ impl StepDir {
                 config_hash: hash.to_string(),
                 done: false,
                 rows: 0,
+                rows_in: 0,
             })
             .expect("state serialises"),
         )?;
@@ -239,6 +243,7 @@ impl StepDir {
                 config_hash: self.hash.clone(),
                 done: true,
                 rows: self.rows,
+                rows_in: self.consumed,
             })
             .expect("state serialises"),
         )

@@ -689,6 +689,12 @@ print(ok, len(f), d)",
         first_requests,
         "a repeated run must send nothing"
     );
+    let m = manifest(&d.join("run/manifest.json"));
+    assert_eq!(m["steps"][1]["status"], "skipped (unchanged)", "{m}");
+    assert_eq!(
+        m["steps"][1]["rows_in"], 40,
+        "a skipped step reports the rows it took in"
+    );
 
     // A fresh run re-executes every step but answers from the cache: still zero requests.
     let o = retort()
