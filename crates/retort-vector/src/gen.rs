@@ -149,7 +149,7 @@ pub fn clustered_vectors_labeled(
 }
 
 /// Standard normal by Box–Muller (rand 0.9 ships no normal distribution without rand_distr).
-fn normal(rng: &mut impl Rng) -> f32 {
+pub(crate) fn normal(rng: &mut impl Rng) -> f32 {
     let u1: f32 = rng.random_range(f32::MIN_POSITIVE..1.0);
     let u2: f32 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()

@@ -319,6 +319,15 @@ mod tests {
         kept as f64 / (n.div_ceil(7) * k) as f64
     }
 
+    /// The point drawn nearest to point `i`.
+    fn nearest_on_map(map: &[[f32; 2]], i: usize) -> usize {
+        let d2 = |j: usize| (map[i][0] - map[j][0]).powi(2) + (map[i][1] - map[j][1]).powi(2);
+        (0..map.len())
+            .filter(|&j| j != i)
+            .min_by(|&a, &b| d2(a).total_cmp(&d2(b)))
+            .expect("at least two points")
+    }
+
     #[test]
     fn keeps_neighbours_far_better_than_pca_on_many_clusters() {
         // 40 topics in 384-d: PCA's two axes cannot separate them, the layout must.
@@ -339,17 +348,7 @@ mod tests {
         // cluster far more often than chance (1/40).
         let same = (0..d.vectors.len() / 384)
             .step_by(13)
-            .filter(|&i| {
-                let j = (0..map.len())
-                    .filter(|&j| j != i)
-                    .min_by(|&a, &b| {
-                        let da = (map[i][0] - map[a][0]).powi(2) + (map[i][1] - map[a][1]).powi(2);
-                        let db = (map[i][0] - map[b][0]).powi(2) + (map[i][1] - map[b][1]).powi(2);
-                        da.total_cmp(&db)
-                    })
-                    .unwrap();
-                d.labels[i] == d.labels[j]
-            })
+            .filter(|&i| d.labels[i] == d.labels[nearest_on_map(&map, i)])
             .count() as f64
             / (3000f64 / 13.0).ceil();
         assert!(
@@ -365,11 +364,7 @@ mod tests {
     fn keeps_groups_of_low_contrast_embeddings() {
         let (dim, groups, per) = (384, 6, 5);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut gauss = || {
-            let u: f32 = rng.random_range(f32::EPSILON..1.0);
-            let v: f32 = rng.random_range(0.0..1.0);
-            (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-        };
+        let mut gauss = || crate::gen::normal(&mut rng);
         let centres: Vec<Vec<f32>> = (0..groups)
             .map(|_| (0..dim).map(|_| gauss()).collect())
             .collect();
@@ -385,17 +380,7 @@ mod tests {
         let map = neighbour_map(&v, dim, 1).unwrap();
         let n = groups * per;
         let same = (0..n)
-            .filter(|&i| {
-                let j = (0..n)
-                    .filter(|&j| j != i)
-                    .min_by(|&a, &b| {
-                        let da = (map[i][0] - map[a][0]).powi(2) + (map[i][1] - map[a][1]).powi(2);
-                        let db = (map[i][0] - map[b][0]).powi(2) + (map[i][1] - map[b][1]).powi(2);
-                        da.total_cmp(&db)
-                    })
-                    .unwrap();
-                i / per == j / per
-            })
+            .filter(|&i| i / per == nearest_on_map(&map, i) / per)
             .count();
         assert!(
             same * 10 >= n * 8,
