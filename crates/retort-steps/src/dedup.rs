@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_core::Rejection;
-use retort_vector::dedup::{estimate_recall, Method, SemanticDedup};
+use retort_vector::dedup::{
+    estimate_recall, Method, SemanticDedup, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M,
+};
 use serde::Deserialize;
 
 use crate::api::*;
@@ -63,17 +65,10 @@ impl DedupOptions {
     /// The semantic search method these options ask for.
     fn search_method(&self) -> Method {
         match self.method.as_str() {
-            "hnsw" => match Method::hnsw() {
-                Method::Hnsw {
-                    m,
-                    ef_construction,
-                    ef_search,
-                } => Method::Hnsw {
-                    m: self.hnsw_m.unwrap_or(m),
-                    ef_construction: self.ef_construction.unwrap_or(ef_construction),
-                    ef_search: self.ef_search.unwrap_or(ef_search),
-                },
-                other => other,
+            "hnsw" => Method::Hnsw {
+                m: self.hnsw_m.unwrap_or(HNSW_M),
+                ef_construction: self.ef_construction.unwrap_or(HNSW_EF_CONSTRUCTION),
+                ef_search: self.ef_search.unwrap_or(HNSW_EF_SEARCH),
             },
             "exact" => Method::Exact,
             _ => Method::partitioned(),
