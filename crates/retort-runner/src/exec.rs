@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use retort_core::Record;
+use retort_core::{PositionSet, Record};
 use retort_steps::{
-    Batch, Cpu, InputStream, Inputs, OutputSink, Shape, StepCtx, StepError, StepStats,
+    Batch, Cpu, InputStream, Inputs, OutputSink, Positioned, Shape, StepCtx, StepError, StepStats,
 };
 use retort_teacher::{
     Accounting, Backend, ChatRequest, ChatResponse, Client, Embedder, EmbedderConfig,
@@ -25,7 +25,7 @@ use tokio::sync::{watch, OnceCell};
 use crate::compile::Plan;
 use crate::handoff::Handoff;
 use crate::manifest::{Manifest, StepReport};
-use crate::progress::Progress;
+use crate::progress::{ClientProbe, Progress};
 use crate::rundir::{self, StepDir};
 
 /// Builds the backends behind teachers and the embedder. The CLI supplies one that
@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// CPU pool threads (0 = one per core).
     pub threads: usize,
+    /// `--retry-failed`: redo the inputs whose committed failures have one of these
+    /// classes (all classes when empty); `None` keeps every committed outcome.
+    pub retry_failed: Option<Vec<String>>,
 }
 
 /// Why a run stopped short.
@@ -208,32 +211,54 @@ struct PartInput {
     held: std::vec::IntoIter<Record>,
     handoff: Arc<Handoff>,
     batch: usize,
-    skip: Arc<AtomicU64>,
+    cursor: Arc<InputCursor>,
     upstream: String,
 }
 
-impl PartInput {
-    /// Drops rows a committed batch of this step already consumed (resume), and says
-    /// whether anything is left to hand on.
-    fn skip_consumed(&self, rows: &mut Vec<Record>) -> bool {
-        let skip = self.skip.load(Ordering::Relaxed);
-        if skip > 0 {
-            let k = (skip as usize).min(rows.len());
-            rows.drain(..k);
-            self.skip.fetch_sub(k as u64, Ordering::Relaxed);
+/// Input positions of one step, shared by its input streams (read one after another
+/// in `after` order, so one counter numbers them all), and the positions committed
+/// batches already finished.
+struct InputCursor {
+    next: AtomicU64,
+    done: PositionSet,
+}
+
+impl InputCursor {
+    /// Numbers `rows` and leaves out those a committed batch finished (resume); `None`
+    /// when nothing is left to hand on.
+    fn position(&self, rows: Vec<Record>) -> Option<Positioned> {
+        let start = self.next.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let end = start + rows.len() as u64;
+        let mut p = Positioned::default();
+        if self.done.is_empty()
+            || !self
+                .done
+                .ranges()
+                .iter()
+                .any(|&(a, b)| a < end && start < b)
+        {
+            p.positions = (start..end).collect();
+            p.records = rows;
+        } else {
+            for (pos, r) in (start..end).zip(rows) {
+                if !self.done.contains(pos) {
+                    p.positions.push(pos);
+                    p.records.push(r);
+                }
+            }
         }
-        !rows.is_empty()
+        (!p.records.is_empty()).then_some(p)
     }
 }
 
 #[async_trait]
 impl InputStream for PartInput {
-    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
         loop {
             if self.held.len() > 0 {
-                let mut rows: Vec<Record> = self.held.by_ref().take(self.batch).collect();
-                if self.skip_consumed(&mut rows) {
-                    return Ok(Some(rows));
+                let rows: Vec<Record> = self.held.by_ref().take(self.batch).collect();
+                if let Some(p) = self.cursor.position(rows) {
+                    return Ok(Some(p));
                 }
                 continue;
             }
@@ -245,10 +270,10 @@ impl InputStream for PartInput {
                 .await
                 .map_err(|e| StepError::Other(format!("reader task: {e}")))?;
                 match next {
-                    Some(Ok(mut rows)) => {
+                    Some(Ok(rows)) => {
                         self.reader = Some(r2);
-                        if self.skip_consumed(&mut rows) {
-                            return Ok(Some(rows));
+                        if let Some(p) = self.cursor.position(rows) {
+                            return Ok(Some(p));
                         }
                         continue;
                     }
@@ -368,6 +393,37 @@ pub(crate) struct Live {
     pub seconds: Mutex<f64>,
     pub resumed_rows: AtomicU64,
     pub error: Mutex<Option<String>>,
+    /// Teacher calls per input row and fixed calls, from the step's plan estimate.
+    pub calls_per_input: f64,
+    pub fixed_calls: u64,
+}
+
+impl Live {
+    fn new(id: &str, kind: &str, after: &[String], calls_per_input: f64, fixed_calls: u64) -> Live {
+        Live {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            after: after.to_vec(),
+            stats: Arc::new(StepStats::default()),
+            rows_out: Arc::new(AtomicU64::new(0)),
+            failures: Arc::new(AtomicU64::new(0)),
+            rows_in: Arc::new(AtomicU64::new(0)),
+            status: Mutex::new("pending".into()),
+            started: Mutex::new(None),
+            seconds: Mutex::new(0.0),
+            resumed_rows: AtomicU64::new(0),
+            error: Mutex::new(None),
+            calls_per_input,
+            fixed_calls,
+        }
+    }
+
+    /// A step's live state for unit tests of progress and the manifest.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, after: &[&str], calls_per_input: f64) -> Live {
+        let after: Vec<String> = after.iter().map(|s| s.to_string()).collect();
+        Live::new(id, "test", &after, calls_per_input, 0)
+    }
 }
 
 /// Dollars spent by earlier invocations in this run directory (their manifest's
@@ -401,6 +457,76 @@ fn earlier_spend(run_dir: &Path) -> Result<f64, RunError> {
             Ok(0.0)
         }
     }
+}
+
+/// `--retry-failed`: takes the chosen failures' inputs out of each step's checkpoint
+/// (see [`rundir::retry_failed`]) and recomputes everything downstream of a step that
+/// changed, since its output is no longer what they read.
+fn retry_failed(plan: &Plan, run_dir: &Path, classes: &[String]) -> Result<(), RunError> {
+    let what = if classes.is_empty() {
+        "any class".to_string()
+    } else {
+        classes.join(", ")
+    };
+    let mut changed: Vec<String> = Vec::new();
+    for ps in &plan.steps {
+        let id = &ps.spec.id;
+        let state = std::fs::read(StepDir::path_for(run_dir, id).join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<rundir::StepFileState>(&b).ok());
+        if state.is_none_or(|s| s.config_hash != ps.hash) {
+            continue; // no checkpoint of this configuration: it runs anew anyway
+        }
+        let r = rundir::retry_failed(run_dir, id, classes)
+            .map_err(|e| RunError::Setup(format!("--retry-failed: step `{id}`: {e}")))?;
+        if r.inputs > 0 {
+            tracing::warn!(
+                "step `{id}`: retrying {} input(s) with failures of {what}",
+                r.inputs
+            );
+            changed.push(id.clone());
+        }
+        if r.untied > 0 {
+            tracing::warn!(
+                "step `{id}`: {} failure(s) of {what} are not tied to single inputs (this kind commits its work in order) and stay; change the step or use --fresh to redo it",
+                r.untied
+            );
+        }
+    }
+    // Everything downstream of a changed step recomputes (teacher answers come from
+    // the cache).
+    let mut stale: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    loop {
+        let before = stale.len();
+        for ps in &plan.steps {
+            if ps
+                .spec
+                .after
+                .iter()
+                .any(|a| changed.contains(a) || stale.contains(a))
+            {
+                stale.insert(ps.spec.id.clone());
+            }
+        }
+        if stale.len() == before {
+            break;
+        }
+    }
+    for id in stale.difference(&changed.iter().cloned().collect()) {
+        let dir = StepDir::path_for(run_dir, id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                RunError::Setup(format!(
+                    "--retry-failed: cannot clear {} for recomputing: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    if changed.is_empty() {
+        tracing::warn!("--retry-failed: no committed failure of {what} to retry");
+    }
+    Ok(())
 }
 
 /// Writes manifest.json with the given run status; shared by every step task.
@@ -441,6 +567,9 @@ pub async fn run(
         ))
     })?;
     let resumed = run_dir.join("manifest.json").exists();
+    if let Some(classes) = &opts.retry_failed {
+        retry_failed(&plan, &run_dir, classes)?;
+    }
 
     let cache = Arc::new(
         ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
@@ -459,18 +588,24 @@ pub async fn run(
         !opts.no_cache,
         accounting.clone(),
     ));
-    let teachers: BTreeMap<String, Arc<dyn Teacher>> = plan
+    let lazies: Vec<Arc<LazyTeacher>> = plan
         .teachers
         .iter()
         .map(|(name, cfg)| {
-            let t: Arc<dyn Teacher> = Arc::new(LazyTeacher {
+            Arc::new(LazyTeacher {
                 name: name.clone(),
                 cfg: cfg.clone(),
                 factory: factory.clone(),
                 shared: shared.clone(),
                 client: OnceCell::new(),
-            });
-            (name.clone(), t)
+            })
+        })
+        .collect();
+    let teachers: BTreeMap<String, Arc<dyn Teacher>> = lazies
+        .iter()
+        .map(|t| {
+            let d: Arc<dyn Teacher> = t.clone();
+            (t.name.clone(), d)
         })
         .collect();
     let embedder: Option<Arc<dyn Embedder>> = plan.embedder.as_ref().map(|cfg| {
@@ -489,20 +624,14 @@ pub async fn run(
         .steps
         .iter()
         .map(|s| {
-            Arc::new(Live {
-                id: s.spec.id.clone(),
-                kind: s.spec.kind.clone(),
-                after: s.spec.after.clone(),
-                stats: Arc::new(StepStats::default()),
-                rows_out: Arc::new(AtomicU64::new(0)),
-                failures: Arc::new(AtomicU64::new(0)),
-                rows_in: Arc::new(AtomicU64::new(0)),
-                status: Mutex::new("pending".into()),
-                started: Mutex::new(None),
-                seconds: Mutex::new(0.0),
-                resumed_rows: AtomicU64::new(0),
-                error: Mutex::new(None),
-            })
+            let e = &s.built.estimates;
+            Arc::new(Live::new(
+                &s.spec.id,
+                &s.spec.kind,
+                &s.spec.after,
+                e.iter().map(|e| e.calls_per_input).sum(),
+                e.iter().map(|e| e.fixed_calls).sum(),
+            ))
         })
         .collect();
 
@@ -556,7 +685,16 @@ pub async fn run(
             .collect(),
     );
 
-    let progress = Progress::start(live.clone(), accounting.clone(), opts.quiet);
+    let clients: ClientProbe = {
+        let lazies = lazies.clone();
+        Arc::new(move || {
+            lazies
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.client.get()?.as_ref().ok()?.stats())))
+                .collect()
+        })
+    };
+    let progress = Progress::start(live.clone(), accounting.clone(), clients, opts.quiet);
 
     let mut tasks = Vec::new();
     for (ps, lv) in plan.steps.iter().zip(live.iter()) {
@@ -581,6 +719,7 @@ pub async fn run(
             embedder: embedder.clone(),
             cpu: cpu.clone(),
             stats: lv.stats.clone(),
+            gate: None,
         };
         let lv = lv.clone();
         let write_manifest = write_manifest.clone();
@@ -633,7 +772,7 @@ pub async fn run(
             Err(e) => errors.push(format!("a step task panicked: {e}")),
         }
     }
-    progress.finish();
+    progress.finish().await;
     // Cache writes are queued to the cache's own thread; make them durable before the
     // process exits so a repeated or `--fresh` run finds every paid answer.
     if let Err(e) = cache.flush().await {
@@ -743,7 +882,12 @@ async fn run_one(
     };
     let parts = dir.parts();
     let consumed = dir.consumed();
+    let cursor = Arc::new(InputCursor {
+        next: AtomicU64::new(0),
+        done: dir.done().clone(),
+    });
     lv.resumed_rows.store(dir.rows(), Ordering::Relaxed);
+    ctx.stats.resumed_in.store(consumed, Ordering::Relaxed);
     lv.rows_out.store(dir.rows(), Ordering::Relaxed);
     tx.send_modify(|u| u.parts = parts);
 
@@ -776,7 +920,6 @@ async fn run_one(
     };
     *lv.started.lock().unwrap() = Some(Instant::now());
 
-    let skip = Arc::new(AtomicU64::new(consumed));
     let inputs = Inputs {
         streams: ups
             .into_iter()
@@ -790,7 +933,7 @@ async fn run_one(
                         held: Vec::new().into_iter(),
                         handoff: handoffs[&up_id].clone(),
                         batch: step.batch_size().max(1),
-                        skip: skip.clone(),
+                        cursor: cursor.clone(),
                         upstream: up_id.clone(),
                     },
                     rows_in: lv.rows_in.clone(),
@@ -823,10 +966,11 @@ struct CountingInput {
 
 #[async_trait]
 impl InputStream for CountingInput {
-    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
-        let b = self.inner.next_batch().await?;
+    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
+        let b = self.inner.next_positioned().await?;
         if let Some(b) = &b {
-            self.rows_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+            self.rows_in
+                .fetch_add(b.records.len() as u64, Ordering::Relaxed);
         }
         Ok(b)
     }

@@ -55,6 +55,13 @@ pub struct StepReport {
     /// Rows that were already committed when this run started (resume).
     pub resumed_rows: u64,
     pub failures: u64,
+    /// Records left pending by transient faults (connection, timeout, 5xx, 429): not
+    /// committed, retried by the next run of the same command.
+    #[serde(default)]
+    pub pending: u64,
+    /// Records sent back to the queue after a transient fault during this run.
+    #[serde(default)]
+    pub requeued: u64,
     /// Rejections by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Step metrics (e.g. dedup recall).
@@ -82,6 +89,8 @@ impl StepReport {
             rows_out: l.rows_out.load(Ordering::Relaxed),
             resumed_rows: l.resumed_rows.load(Ordering::Relaxed),
             failures: l.failures.load(Ordering::Relaxed),
+            pending: l.stats.pending.load(Ordering::Relaxed),
+            requeued: l.stats.requeued.load(Ordering::Relaxed),
             rejected: l.stats.rejected.lock().unwrap().clone(),
             metrics: l.stats.metrics.lock().unwrap().clone(),
             seconds,

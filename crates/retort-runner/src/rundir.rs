@@ -16,17 +16,27 @@
 //! `part-N` file last. The part file is the commit point; a failures/rejections file
 //! without its part file is the debris of a crash and is removed on resume, so nothing is
 //! counted twice.
+//!
+//! Each part's metadata names the input positions its batch finished
+//! (`retort.done`, ranges as JSON; see [`PositionSet`]). Their union is what a resume
+//! skips: teacher steps finish records in completion order, so it need not be a
+//! prefix. Parts written before positions were recorded carry only the cumulative
+//! `retort.consumed`, read as the range after the previous part's.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use retort_core::{Failure, Record, Rejection};
+use retort_core::{Failure, PositionSet, Record, Rejection};
 use retort_steps::{Batch, StepError};
 use serde::{Deserialize, Serialize};
 
 const META_CONSUMED: &str = "retort.consumed";
 const META_STATE: &str = "retort.state";
 const META_HASH: &str = "retort.config_hash";
+const META_DONE: &str = "retort.done";
+const META_ROWS_AT: &str = "retort.rows_at";
+const META_FAILED_AT: &str = "retort.failed_at";
+const META_REJECTED_AT: &str = "retort.rejected_at";
 
 /// What `state.json` says about a step.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -47,7 +57,7 @@ pub struct StepDir {
     dir: PathBuf,
     hash: String,
     parts: usize,
-    consumed: u64,
+    done: PositionSet,
     state: Option<serde_json::Value>,
     rows: u64,
 }
@@ -113,7 +123,7 @@ impl StepDir {
             dir,
             hash: hash.to_string(),
             parts: 0,
-            consumed: 0,
+            done: PositionSet::new(),
             state: None,
             rows: 0,
         };
@@ -136,20 +146,34 @@ impl StepDir {
                 }
             }
         }
-        if sd.parts > 0 {
-            let last = sd.dir.join(part_name("part", sd.parts - 1));
-            let meta = retort_store::read_meta(&last).map_err(store)?;
-            sd.consumed = meta
+        let mut cumulative = 0u64;
+        for i in 0..sd.parts {
+            let path = sd.dir.join(part_name("part", i));
+            let meta = retort_store::read_meta(&path).map_err(store)?;
+            let consumed: u64 = meta
                 .get(META_CONSUMED)
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            sd.state = meta
-                .get(META_STATE)
-                .and_then(|v| serde_json::from_str(v).ok());
-            for i in 0..sd.parts {
-                sd.rows +=
-                    retort_store::count_rows(&sd.dir.join(part_name("part", i))).map_err(store)?;
+                .unwrap_or(cumulative);
+            match meta.get(META_DONE) {
+                Some(v) => {
+                    let done: PositionSet = serde_json::from_str(v).map_err(|e| {
+                        StepError::Io(format!(
+                            "{}: unreadable `{META_DONE}` metadata ({e}); delete the step folder {} to recompute it",
+                            path.display(),
+                            sd.dir.display()
+                        ))
+                    })?;
+                    sd.done.union(&done);
+                }
+                None => sd.done.insert_range(cumulative, consumed),
             }
+            cumulative = consumed;
+            if i + 1 == sd.parts {
+                sd.state = meta
+                    .get(META_STATE)
+                    .and_then(|v| serde_json::from_str(v).ok());
+            }
+            sd.rows += retort_store::count_rows(&path).map_err(store)?;
         }
         write_atomic(
             &state_path,
@@ -168,9 +192,14 @@ impl StepDir {
     pub fn parts(&self) -> usize {
         self.parts
     }
-    /// Input rows consumed by committed parts.
+    /// Input rows finished by committed parts (for steps that consume in order, the
+    /// length of that prefix).
     pub fn consumed(&self) -> u64 {
-        self.consumed
+        self.done.len()
+    }
+    /// Input positions finished by committed parts.
+    pub fn done(&self) -> &PositionSet {
+        &self.done
     }
     /// Output rows committed.
     pub fn rows(&self) -> u64 {
@@ -202,25 +231,48 @@ impl StepDir {
             )
             .map_err(store)?;
         }
-        let consumed = (self.consumed + batch.consumed).to_string();
+        let finished = match &batch.done {
+            Some(d) => d.clone(),
+            None => {
+                let start = self.done.prefix();
+                PositionSet::range(start, start + batch.consumed)
+            }
+        };
+        let mut done = self.done.clone();
+        done.union(&finished);
+        let consumed = done.len().to_string();
+        let finished_json = serde_json::to_string(&finished).expect("positions serialise");
         let state = batch
             .state
             .as_ref()
             .map(|s| s.to_string())
             .or_else(|| self.state.as_ref().map(|s| s.to_string()))
             .unwrap_or_default();
+        let origins = batch.origins.as_ref().map(|o| {
+            let j = |v: &Vec<u64>| serde_json::to_string(v).expect("positions serialise");
+            (j(&o.records), j(&o.failures), j(&o.rejections))
+        });
+        let mut meta: Vec<(&str, &str)> = vec![
+            (META_CONSUMED, &consumed),
+            (META_DONE, &finished_json),
+            (META_STATE, &state),
+            (META_HASH, &self.hash),
+        ];
+        if let Some((r, f, j)) = &origins {
+            meta.extend([
+                (META_ROWS_AT, r.as_str()),
+                (META_FAILED_AT, f),
+                (META_REJECTED_AT, j),
+            ]);
+        }
         retort_store::write_records_atomic_with_meta(
             &self.dir.join(part_name("part", i)),
             &batch.records,
-            &[
-                (META_CONSUMED, &consumed),
-                (META_STATE, &state),
-                (META_HASH, &self.hash),
-            ],
+            &meta,
         )
         .map_err(store)?;
         self.parts += 1;
-        self.consumed += batch.consumed;
+        self.done = done;
         if batch.state.is_some() {
             self.state = batch.state.clone();
         }
@@ -243,7 +295,7 @@ impl StepDir {
                 config_hash: self.hash.clone(),
                 done: true,
                 rows: self.rows,
-                rows_in: self.consumed,
+                rows_in: self.done.len(),
             })
             .expect("state serialises"),
         )
@@ -298,4 +350,149 @@ pub fn gather_tables(run_dir: &Path, step_ids: &[String]) -> Result<(u64, u64), 
     retort_store::write_rejections_atomic(&run_dir.join("rejections.parquet"), &rejections)
         .map_err(store)?;
     Ok((failures.len() as u64, rejections.len() as u64))
+}
+
+/// What `--retry-failed` did to one step's checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retried {
+    /// Inputs whose outcome was removed, so the step redoes them.
+    pub inputs: u64,
+    /// Failure rows of the chosen classes that could not be tied to an input (steps
+    /// that commit in input order, e.g. generators): left as they are.
+    pub untied: u64,
+}
+
+/// For `retort run --retry-failed`: removes from a step's committed parts every input
+/// that has a failure of one of `classes` (all classes when empty) — its records,
+/// failures and rejections, and its position from the done set — so the resumed step
+/// redoes exactly those inputs. Parts are rewritten atomically, and the step is marked
+/// unfinished. Only parts that record which input each row came from qualify.
+pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retried, StepError> {
+    let dir = StepDir::path_for(run_dir, id);
+    let mut out = Retried::default();
+    let wanted = |c: &str| classes.is_empty() || classes.iter().any(|k| k == c);
+    for i in 0..count_parts(&dir) {
+        let f_path = dir.join(part_name("failures", i));
+        if !f_path.exists() {
+            continue;
+        }
+        let failures = retort_store::read_failures(&f_path).map_err(store)?;
+        if !failures.iter().any(|f| wanted(&f.class)) {
+            continue;
+        }
+        let p_path = dir.join(part_name("part", i));
+        let meta = retort_store::read_meta(&p_path).map_err(store)?;
+        let positions = |key: &str| -> Result<Option<Vec<u64>>, StepError> {
+            meta.get(key)
+                .map(|v| {
+                    serde_json::from_str(v).map_err(|e| {
+                        StepError::Io(format!("{}: unreadable `{key}` ({e})", p_path.display()))
+                    })
+                })
+                .transpose()
+        };
+        let (Some(rows_at), Some(failed_at), Some(rejected_at)) = (
+            positions(META_ROWS_AT)?,
+            positions(META_FAILED_AT)?,
+            positions(META_REJECTED_AT)?,
+        ) else {
+            out.untied += failures.iter().filter(|f| wanted(&f.class)).count() as u64;
+            continue;
+        };
+        let redo: std::collections::BTreeSet<u64> = failures
+            .iter()
+            .zip(&failed_at)
+            .filter(|(f, _)| wanted(&f.class))
+            .map(|(_, p)| *p)
+            .collect();
+        let keep = |at: &[u64], n: usize| -> Vec<bool> {
+            (0..n)
+                .map(|k| at.get(k).is_none_or(|p| !redo.contains(p)))
+                .collect()
+        };
+        let records = retort_store::read_records(&p_path).map_err(store)?;
+        let kr = keep(&rows_at, records.len());
+        let kf = keep(&failed_at, failures.len());
+        let r_path = dir.join(part_name("rejections", i));
+        let rejections = if r_path.exists() {
+            retort_store::read_rejections(&r_path).map_err(store)?
+        } else {
+            vec![]
+        };
+        let kj = keep(&rejected_at, rejections.len());
+        let pick = |v: &[u64], k: &[bool]| -> Vec<u64> {
+            v.iter()
+                .zip(k)
+                .filter(|(_, k)| **k)
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        let mut done: PositionSet = meta
+            .get(META_DONE)
+            .map(|v| serde_json::from_str(v))
+            .transpose()
+            .map_err(|e| {
+                StepError::Io(format!(
+                    "{}: unreadable `{META_DONE}` ({e})",
+                    p_path.display()
+                ))
+            })?
+            .unwrap_or_default();
+        for p in &redo {
+            done.remove(*p);
+        }
+        let j = |v: &Vec<u64>| serde_json::to_string(v).expect("positions serialise");
+        let new_meta: Vec<(String, String)> = meta
+            .iter()
+            .map(|(k, v)| {
+                let v = match k.as_str() {
+                    META_DONE => serde_json::to_string(&done).expect("positions serialise"),
+                    META_ROWS_AT => j(&pick(&rows_at, &kr)),
+                    META_FAILED_AT => j(&pick(&failed_at, &kf)),
+                    META_REJECTED_AT => j(&pick(&rejected_at, &kj)),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        // Side files first, the part (the commit point) last, as in a commit: a crash
+        // in between leaves the removed inputs' records, which the rerun's retry then
+        // removes again.
+        let failures = kept(failures, &kf);
+        retort_store::write_failures_atomic(&f_path, &failures).map_err(store)?;
+        if r_path.exists() {
+            retort_store::write_rejections_atomic(&r_path, &kept(rejections, &kj))
+                .map_err(store)?;
+        }
+        let meta_refs: Vec<(&str, &str)> = new_meta
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        retort_store::write_records_atomic_with_meta(&p_path, &kept(records, &kr), &meta_refs)
+            .map_err(store)?;
+        out.inputs += redo.len() as u64;
+    }
+    if out.inputs > 0 {
+        let state_path = dir.join("state.json");
+        if let Ok(b) = fs::read(&state_path) {
+            if let Ok(mut st) = serde_json::from_slice::<StepFileState>(&b) {
+                st.done = false;
+                write_atomic(
+                    &state_path,
+                    &serde_json::to_vec_pretty(&st).expect("state serialises"),
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The items whose `keep` flag is set.
+fn kept<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
+    items
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(x, _)| x)
+        .collect()
 }

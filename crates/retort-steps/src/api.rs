@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use retort_core::{Failure, Record, Rejection};
+use retort_core::{Failure, PositionSet, Record, Rejection};
 use retort_teacher::{Embedder, Teacher, TeacherError};
 
 use crate::cpu::Cpu;
@@ -30,6 +30,10 @@ pub struct StepCtx {
     pub cpu: Cpu,
     /// Live counters shown in progress and written to the manifest.
     pub stats: Arc<StepStats>,
+    /// The step's share of teacher calls: at most `concurrency` permits, taken by
+    /// [`crate::calls::chat`] for the length of one call. Set by the call pool
+    /// ([`crate::calls::run_pool`]); `None` outside it (no step-level cap).
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl StepCtx {
@@ -67,6 +71,16 @@ pub struct StepStats {
     pub metrics: Mutex<BTreeMap<String, f64>>,
     /// Files the step wrote for the user (export paths), listed in the manifest.
     pub outputs: Mutex<Vec<String>>,
+    /// Records left pending by a transient fault (not committed; the next run retries).
+    pub pending: AtomicU64,
+    /// Records sent back to the queue after a transient fault in this invocation.
+    pub requeued: AtomicU64,
+    /// Records whose calls are under way now (teacher steps).
+    pub in_progress: AtomicU64,
+    /// Set by the call pool: `done` counts records finished, in any order.
+    pub pool: std::sync::atomic::AtomicBool,
+    /// Input rows an earlier attempt had finished when this one started (resume).
+    pub resumed_in: AtomicU64,
 }
 
 impl StepStats {
@@ -104,9 +118,16 @@ pub enum StepError {
     /// Reading or writing storage failed.
     #[error("{0}")]
     Io(String),
-    /// A teacher error that stops the whole step (budget reached, circuit breaker open).
+    /// A teacher error that stops the whole step (budget reached, endpoint down for
+    /// longer than `max_outage_secs`).
     #[error("{0}")]
     Teacher(#[from] TeacherError),
+    /// A transient teacher fault (connection, timeout, 5xx, 429 after all retries) for
+    /// one record. The call pool keeps that record pending instead of committing a
+    /// failure; outside the pool it stops the step like any error (nothing is lost:
+    /// the batch is not committed and a rerun asks again).
+    #[error("transient: {0}")]
+    Transient(TeacherError),
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
@@ -118,21 +139,54 @@ pub struct Batch {
     pub records: Vec<Record>,
     pub failures: Vec<Failure>,
     pub rejections: Vec<Rejection>,
-    /// How many input rows this batch finished consuming. The runner adds these up into
-    /// the resume cursor: after a crash, inputs restart after the consumed rows.
+    /// How many input rows this batch finished consuming, for steps that consume their
+    /// input in order: the positions after those of earlier commits. Ignored when `done`
+    /// is set.
     pub consumed: u64,
+    /// The input positions this batch finished, for steps that finish records out of
+    /// order (the call pool). After a crash, exactly these are skipped.
+    pub done: Option<PositionSet>,
+    /// Which input position each record, failure and rejection came from, for steps
+    /// whose outputs map to single inputs (the call pool): `retort run --retry-failed`
+    /// uses it to redo exactly the inputs whose failures it retries.
+    pub origins: Option<Origins>,
     /// Step-private resume state saved with this commit (e.g. a generator's call
     /// counter). The latest committed state is handed back by
     /// [`OutputSink::resume_state`] after a crash.
     pub state: Option<serde_json::Value>,
 }
 
+/// Input records with their input positions (see [`PositionSet`]).
+#[derive(Debug, Default)]
+pub struct Positioned {
+    /// Position of each record, ascending.
+    pub positions: Vec<u64>,
+    /// The records.
+    pub records: Vec<Record>,
+}
+
+/// The input position behind each item of a [`Batch`], in the batch's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origins {
+    /// One per record.
+    pub records: Vec<u64>,
+    /// One per failure.
+    pub failures: Vec<u64>,
+    /// One per rejection.
+    pub rejections: Vec<u64>,
+}
+
 /// A stream of input record batches from one upstream step.
 #[async_trait]
 pub trait InputStream: Send {
-    /// The next batch, `None` at the end. On resume, rows already consumed by committed
-    /// batches are skipped before the first batch.
-    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError>;
+    /// The next batch with each row's input position, `None` at the end. On resume,
+    /// rows whose positions committed batches finished are left out.
+    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError>;
+
+    /// The next batch, `None` at the end (positions dropped).
+    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+        Ok(self.next_positioned().await?.map(|p| p.records))
+    }
 }
 
 /// A step's inputs, in the order of its `after` list.
@@ -172,8 +226,13 @@ impl Inputs {
 
     /// Batches from all streams, in `after` order.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
+        Ok(self.next_positioned().await?.map(|p| p.records))
+    }
+
+    /// Batches from all streams with their input positions, in `after` order.
+    pub async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
         while let Some((_, s)) = self.streams.first_mut() {
-            if let Some(b) = s.next_batch().await? {
+            if let Some(b) = s.next_positioned().await? {
                 return Ok(Some(b));
             }
             self.streams.remove(0);
@@ -260,14 +319,15 @@ pub async fn run_map(
     mut inputs: Inputs,
     out: &mut dyn OutputSink,
 ) -> Result<(), StepError> {
-    let mut next = inputs.next_batch().await?;
+    let mut next = inputs.next_positioned().await?;
     while let Some(batch) = next {
-        let n = batch.len() as u64;
-        let mut b = step.map(ctx, batch).await?;
+        let n = batch.records.len() as u64;
+        let mut b = step.map(ctx, batch.records).await?;
         b.consumed = n;
+        b.done = Some(PositionSet::from_positions(batch.positions));
         ctx.stats.count_rejections(&b.rejections);
         ctx.stats.add_done(n);
-        let (read, committed) = tokio::join!(inputs.next_batch(), out.commit(b));
+        let (read, committed) = tokio::join!(inputs.next_positioned(), out.commit(b));
         committed?;
         next = read?;
     }

@@ -17,7 +17,8 @@ use retort_vector::kmeans::{choose_k, representatives, KMeans};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::gen_common::{render, teacher_failure};
+use crate::calls;
+use crate::gen_common::render;
 use crate::registry::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
 use crate::text_view::{flatten_embeddings, TextView};
@@ -160,6 +161,7 @@ impl Step for Cluster {
         // Per-cluster summary rows.
         let mut clusters: Vec<Record> = Vec::new();
         let mut failures = Vec::new();
+        let mut label_prompts: Vec<(usize, String)> = Vec::new();
         for (c, members) in reps.iter().enumerate() {
             let in_c: Vec<&Record> = records
                 .iter()
@@ -195,7 +197,7 @@ impl Step for Cluster {
             for (key, (s, cnt)) in sums {
                 rec.scores.insert(format!("mean_{key}"), s / cnt as f64);
             }
-            if let Some(t) = &self.o.label_teacher {
+            if self.o.label_teacher.is_some() {
                 let examples: Vec<String> = members
                     .iter()
                     .map(|&i| {
@@ -207,15 +209,28 @@ impl Step for Cluster {
                     &self.template,
                     serde_json::json!({"examples": examples, "max_words": self.o.max_label_words}),
                 )?;
-                let teacher = ctx.teacher(t)?;
-                let req = ChatRequest {
+                label_prompts.push((clusters.len(), prompt));
+            }
+            clusters.push(rec);
+        }
+        if let Some(t) = &self.o.label_teacher {
+            let teacher = ctx.teacher(t)?;
+            let reqs = label_prompts
+                .iter()
+                .map(|(_, prompt)| ChatRequest {
                     messages: vec![Message::user(prompt.clone())],
                     temperature: Some(0.0),
                     max_tokens: Some(24),
                     seed: Some(seed),
                     ..Default::default()
-                };
-                match teacher.chat(&ctx.step_id, req).await {
+                })
+                .collect();
+            // All clusters' label calls at once (the teacher's own limits apply), not
+            // one after another.
+            let answers = calls::chat_all(ctx, &teacher, reqs, LABEL_CONCURRENCY).await?;
+            for ((c, prompt), answer) in label_prompts.iter().zip(answers) {
+                let rec = &mut clusters[*c];
+                match answer {
                     Ok(resp) => {
                         let label = resp
                             .content
@@ -242,11 +257,9 @@ impl Step for Cluster {
                             rec.labels.insert("cluster_label".into(), label);
                         }
                     }
-                    Err(e) if e.is_fatal_for_step() => return Err(e.into()),
-                    Err(e) => failures.push(teacher_failure(&ctx.step_id, &rec.id, &e, &prompt)),
+                    Err(e) => failures.push(calls::failure(&ctx.step_id, &rec.id, &e, prompt)),
                 }
             }
-            clusters.push(rec);
         }
         let labels: BTreeMap<u32, String> = clusters
             .iter()
@@ -269,6 +282,9 @@ impl Step for Cluster {
         .await
     }
 }
+
+/// Cluster label calls in flight at once.
+const LABEL_CONCURRENCY: usize = 16;
 
 #[cfg(test)]
 mod tests {

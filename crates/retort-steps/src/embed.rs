@@ -75,8 +75,10 @@ impl MapStep for Embed {
                         chunk.len()
                     )))
                 }
-                Err(e) if e.is_fatal_for_step() => return Err(e.into()),
                 Err(e) => {
+                    // A transient fault stops the step (uncommitted; a rerun embeds
+                    // again) instead of recording the chunk as failed.
+                    let e = crate::calls::classify(e)?;
                     for (r, t) in chunk.iter().zip(texts) {
                         out.failures.push(Failure {
                             step: ctx.step_id.clone(),

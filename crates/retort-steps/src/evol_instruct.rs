@@ -344,7 +344,7 @@ impl EvolInstruct {
                 gc::derive_seed(ctx.seed, &[rs, round, 0]),
                 0,
             );
-            let reply = match gc::call(ctx, teacher.as_ref(), req, &rid).await? {
+            let reply = match crate::calls::chat(ctx, teacher.as_ref(), req, &rid).await? {
                 Ok(x) => x,
                 Err(f) => {
                     out.failures.push(f);
@@ -384,7 +384,7 @@ impl EvolInstruct {
                     gc::derive_seed(ctx.seed, &[rs, round, 1]),
                     0,
                 );
-                let rep = match gc::call(ctx, a.as_ref(), req, &rid).await? {
+                let rep = match crate::calls::chat(ctx, a.as_ref(), req, &rid).await? {
                     Ok(x) => x,
                     Err(mut f) => {
                         f.raw = rewrite;
@@ -448,7 +448,8 @@ impl EvolInstruct {
 #[async_trait]
 impl MapStep for EvolInstruct {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
-        let outs = gc::run_ordered(batch, self.o.concurrency, |r| self.one(ctx, r)).await?;
+        let outs =
+            crate::calls::run_ordered(batch, self.o.concurrency, |r| self.one(ctx, r)).await?;
         let mut all = Outcome::default();
         for o in outs {
             all.merge(o);
@@ -457,7 +458,7 @@ impl MapStep for EvolInstruct {
     }
 }
 
-crate::map_step!(EvolInstruct);
+crate::call_step!(EvolInstruct, |s| s.o.concurrency);
 
 #[cfg(test)]
 mod tests {

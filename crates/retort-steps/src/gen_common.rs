@@ -1,23 +1,16 @@
 //! Shared machinery of the generation steps (`self_instruct`, `self_chat`,
-//! `evol_instruct`, `respond`): calling a teacher with the house error rules, seeded
-//! sampling, bounded concurrency, collecting records/failures/rejections, and the text
-//! parsers every prompt format here shares (labelled field blocks, numbered lists).
-//!
-//! Error rule, in one place: a teacher error that [`TeacherError::is_fatal_for_step`]
-//! (budget, open circuit breaker) stops the step with [`StepError::Teacher`]; every other
-//! error becomes a [`Failure`] row with its class, status, message and whatever raw text
-//! there was. Nothing ever turns into a default output.
+//! `evol_instruct`, `respond`): seeded sampling, collecting records/failures/rejections,
+//! and the text parsers every prompt format here shares (labelled field blocks,
+//! numbered lists). Teacher calls and their outcome rule live in [`crate::calls`].
 
-use std::future::Future;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use retort_core::{Failure, Message, Record, Rejection};
-use retort_teacher::{ChatRequest, ChatResponse, Teacher, TeacherError};
+use retort_teacher::ChatRequest;
 
-use crate::api::{Batch, StepCtx, StepError};
+use crate::api::{Batch, StepError};
 use crate::registry::{BuildCtx, Estimate};
 use crate::templates::Template;
 
@@ -142,57 +135,11 @@ impl Outcome {
             failures: self.failures,
             rejections: self.rejections,
             consumed: 0,
+            done: None,
+            origins: None,
             state: None,
         }
     }
-}
-
-/// A teacher error turned into a failure row.
-pub fn teacher_failure(step: &str, record_id: &str, e: &TeacherError, raw: &str) -> Failure {
-    Failure {
-        step: step.to_string(),
-        record_id: record_id.to_string(),
-        class: e.class().to_string(),
-        status: e.status(),
-        message: e.to_string(),
-        raw: raw.to_string(),
-    }
-}
-
-/// One teacher call under the house error rule: `Err` only for errors fatal to the step;
-/// any other error is `Ok(Err(failure))` with `raw` (usually the prompt) kept.
-pub async fn call(
-    ctx: &StepCtx,
-    teacher: &dyn Teacher,
-    req: ChatRequest,
-    record_id: &str,
-) -> Result<Result<ChatResponse, Failure>, StepError> {
-    match teacher.chat(&ctx.step_id, req).await {
-        Ok(r) => Ok(Ok(r)),
-        Err(e) if e.is_fatal_for_step() => Err(StepError::Teacher(e)),
-        Err(e) => {
-            tracing::debug!(step = %ctx.step_id, record = record_id, error = %e, "teacher call failed");
-            Ok(Err(teacher_failure(&ctx.step_id, record_id, &e, "")))
-        }
-    }
-}
-
-/// Run `f` over `items` with at most `concurrency` futures in flight. Results come back
-/// in input order (so decisions that depend on order are reproducible whatever the
-/// timing); the first `Err` (a step-fatal error) stops everything.
-pub async fn run_ordered<T, R, F, Fut>(
-    items: Vec<T>,
-    concurrency: usize,
-    f: F,
-) -> Result<Vec<R>, StepError>
-where
-    F: FnMut(T) -> Fut,
-    Fut: Future<Output = Result<R, StepError>>,
-{
-    futures::stream::iter(items.into_iter().map(f))
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await
 }
 
 /// Render a prompt template; the result is trimmed so a template's header comment and

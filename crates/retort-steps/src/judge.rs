@@ -48,8 +48,8 @@ use crate::api::*;
 use crate::judge_parse::{parse_score, parse_verdict, verdict_response_format, Scale, Verdict};
 use crate::registry::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::score::{
-    call_all, default_concurrency, default_max_tokens, judge_request, parse_failure,
-    prompt_estimate, record_vars, teacher_failure,
+    default_concurrency, default_max_tokens, judge_request, parse_failure, prompt_estimate,
+    record_vars, teacher_failure,
 };
 use crate::templates::Template;
 
@@ -285,7 +285,7 @@ impl JudgeStep {
     }
 }
 
-crate::map_step!(JudgeStep);
+crate::call_step!(JudgeStep, |s| s.opts.concurrency);
 
 /// One judge call: which record, and what it asks.
 struct Job {
@@ -406,7 +406,7 @@ impl MapStep for JudgeStep {
                 )
             })
             .collect();
-        let answers = call_all(ctx, &teacher, reqs, self.opts.concurrency).await?;
+        let answers = crate::calls::chat_all(ctx, &teacher, reqs, self.opts.concurrency).await?;
 
         let mut failures = Vec::new();
         let mut ok = eligible;

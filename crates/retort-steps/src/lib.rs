@@ -4,6 +4,7 @@
 //! batches of records coming in ([`Inputs`]) and an [`OutputSink`] to commit to.
 
 pub mod api;
+pub mod calls;
 pub mod cluster;
 pub mod cpu;
 pub mod dedup;

@@ -208,7 +208,7 @@ impl MapStep for Respond {
             .map(|t| ctx.teacher(t))
             .collect::<Result<Vec<_>, _>>()?;
         let answers: Vec<(Job, Result<ChatResponse, Failure>)> =
-            gc::run_ordered(jobs, self.o.concurrency, |(i, t, s)| {
+            crate::calls::run_ordered(jobs, self.o.concurrency, |(i, t, s)| {
                 let r = &batch[i];
                 let messages = prompts[i]
                     .clone()
@@ -222,7 +222,7 @@ impl MapStep for Respond {
                     );
                     let req = self.sampling.request(messages, seed, s);
                     let rid = format!("{}#{tname}#{s}", r.id);
-                    let res = gc::call(ctx, teacher.as_ref(), req, &rid).await?;
+                    let res = crate::calls::chat(ctx, teacher.as_ref(), req, &rid).await?;
                     Ok(((i, t, s), res))
                 }
             })
@@ -290,4 +290,4 @@ impl MapStep for Respond {
     }
 }
 
-crate::map_step!(Respond);
+crate::call_step!(Respond, |s| s.o.concurrency);

@@ -34,9 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::{self, StreamExt};
 use retort_core::{Failure, Message, Record};
-use retort_teacher::{ChatRequest, ChatResponse, FinishReason, Teacher, TeacherError};
+use retort_teacher::{ChatRequest, ChatResponse, FinishReason, TeacherError};
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
@@ -222,7 +221,7 @@ impl ScoreStep {
     }
 }
 
-crate::map_step!(ScoreStep);
+crate::call_step!(ScoreStep, |s| s.opts.concurrency);
 
 /// The variables every judge template sees for a record.
 pub(crate) fn record_vars(r: &Record) -> serde_json::Map<String, serde_json::Value> {
@@ -251,39 +250,7 @@ pub(crate) fn judge_request(
     }
 }
 
-/// Send `reqs` to `teacher` with at most `concurrency` in flight; answers come back in
-/// request order. A budget or circuit-breaker error aborts at once (the step stops);
-/// every other error is returned in its slot for the caller to record as a failure.
-pub(crate) async fn call_all(
-    ctx: &StepCtx,
-    teacher: &Arc<dyn Teacher>,
-    reqs: Vec<ChatRequest>,
-    concurrency: usize,
-) -> Result<Vec<Result<ChatResponse, TeacherError>>, StepError> {
-    let n = reqs.len();
-    let step = ctx.step_id.as_str();
-    let mut answers = stream::iter(reqs.into_iter().enumerate())
-        .map(|(i, req)| {
-            let t = teacher.clone();
-            async move { (i, t.chat(step, req).await) }
-        })
-        .buffer_unordered(concurrency.max(1));
-    let mut out: Vec<Option<Result<ChatResponse, TeacherError>>> = (0..n).map(|_| None).collect();
-    while let Some((i, r)) = answers.next().await {
-        if let Err(e) = &r {
-            if e.is_fatal_for_step() {
-                return Err(StepError::Teacher(e.clone()));
-            }
-        }
-        out[i] = Some(r);
-    }
-    Ok(out
-        .into_iter()
-        .map(|r| r.expect("every request yields one answer"))
-        .collect())
-}
-
-/// A failure row for a teacher error; `raw` keeps the prompt that was sent.
+/// A failure row for a permanent teacher fault; `raw` keeps the prompt that was sent.
 pub(crate) fn teacher_failure(
     ctx: &StepCtx,
     record_id: &str,
@@ -291,14 +258,9 @@ pub(crate) fn teacher_failure(
     e: &TeacherError,
     prompt: &str,
 ) -> Failure {
-    Failure {
-        step: ctx.step_id.clone(),
-        record_id: record_id.to_string(),
-        class: e.class().to_string(),
-        status: e.status(),
-        message: format!("{what}: {e}"),
-        raw: prompt.to_string(),
-    }
+    let mut f = crate::calls::failure(&ctx.step_id, record_id, e, prompt);
+    f.message = format!("{what}: {}", f.message);
+    f
 }
 
 /// A failure row for a reply that could not be used; `raw` keeps the reply.
@@ -396,7 +358,7 @@ impl MapStep for ScoreStep {
                 )
             })
             .collect();
-        let answers = call_all(ctx, &teacher, reqs, self.opts.concurrency).await?;
+        let answers = crate::calls::chat_all(ctx, &teacher, reqs, self.opts.concurrency).await?;
 
         let mut got: Vec<BTreeMap<Aspect, ScoreReply>> = vec![BTreeMap::new(); batch.len()];
         let mut ok = usable;

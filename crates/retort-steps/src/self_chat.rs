@@ -382,7 +382,7 @@ impl SelfChat {
             gc::derive_seed(ctx.seed, &[gc::str_seed(&r.id)]),
             0,
         );
-        let reply = match gc::call(ctx, teacher.as_ref(), req, &r.id).await? {
+        let reply = match crate::calls::chat(ctx, teacher.as_ref(), req, &r.id).await? {
             Ok(x) => x,
             Err(f) => {
                 out.failures.push(f);
@@ -444,7 +444,7 @@ impl SelfChat {
                     gc::derive_seed(ctx.seed, &[rs, turn, 0]),
                     0,
                 );
-                let reply = match gc::call(ctx, user.as_ref(), req, &r.id).await? {
+                let reply = match crate::calls::chat(ctx, user.as_ref(), req, &r.id).await? {
                     Ok(x) => x,
                     Err(mut f) => {
                         f.raw = transcript(&history);
@@ -486,7 +486,7 @@ impl SelfChat {
                 let req = self
                     .main
                     .request(messages, gc::derive_seed(ctx.seed, &[rs, turn, 1]), 0);
-                let reply = match gc::call(ctx, assistant.as_ref(), req, &r.id).await? {
+                let reply = match crate::calls::chat(ctx, assistant.as_ref(), req, &r.id).await? {
                     Ok(x) => x,
                     Err(mut f) => {
                         f.raw = transcript(&history);
@@ -568,7 +568,8 @@ impl SelfChat {
 #[async_trait]
 impl MapStep for SelfChat {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
-        let outs = gc::run_ordered(batch, self.o.concurrency, |r| self.one(ctx, r)).await?;
+        let outs =
+            crate::calls::run_ordered(batch, self.o.concurrency, |r| self.one(ctx, r)).await?;
         let mut all = Outcome::default();
         for o in outs {
             all.merge(o);
@@ -577,7 +578,7 @@ impl MapStep for SelfChat {
     }
 }
 
-crate::map_step!(SelfChat);
+crate::call_step!(SelfChat, |s| s.o.concurrency);
 
 #[cfg(test)]
 mod tests {

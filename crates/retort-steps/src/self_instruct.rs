@@ -23,16 +23,21 @@
 //! character). Accepted instructions join the pool at once, so later candidates of the
 //! same round are compared against them too. Every rejection is kept with its reason.
 //!
-//! Work proceeds in rounds of `concurrency` calls; each round's results are screened in
-//! call order and committed together with the call counter, so a resumed run rebuilds
-//! the pool from the committed records and continues with the next call index. Demo
-//! sampling and request seeds derive from the step seed and the call index, so a re-run
-//! sends the same requests (and hits the response cache).
+//! Up to `concurrency` generation calls are in flight at every moment; a slow call holds
+//! only its own slot. Replies are screened in call order (so which candidate wins a
+//! near-duplicate contest does not depend on timing), and finished calls are committed
+//! in call order about every `concurrency` calls together with the call counter, so a
+//! resumed run rebuilds the pool from the committed records and continues with the next
+//! call index. Call `i` takes its demos from the pool as it stood when call
+//! `i − 8·concurrency` finished (see `lag`), and demo sampling and request seeds derive
+//! from the step seed and the call index, so a re-run sends the same requests (and hits
+//! the response cache) whatever the timing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::{FuturesUnordered, StreamExt};
 use rand::seq::{IndexedRandom, SliceRandom};
 use retort_core::{content_id, Message, Provenance, Record};
 use retort_teacher::{ChatResponse, FinishReason, Teacher};
@@ -648,12 +653,6 @@ struct Call {
     prompt: String,
 }
 
-/// What one generation call came back with.
-struct CallResult {
-    call: Call,
-    reply: Result<ChatResponse, retort_core::Failure>,
-}
-
 impl SelfInstruct {
     fn prepare(
         &self,
@@ -757,7 +756,7 @@ impl SelfInstruct {
             0,
         );
         let rid = format!("{task_id}#classify");
-        let r = match gc::call(ctx, teacher, req, &rid).await? {
+        let r = match crate::calls::chat(ctx, teacher, req, &rid).await? {
             Ok(r) => r,
             Err(f) => {
                 out.failures.push(f);
@@ -793,7 +792,7 @@ impl SelfInstruct {
             0,
         );
         let rid = format!("{task_id}#instances");
-        let r = match gc::call(ctx, teacher, req, &rid).await? {
+        let r = match crate::calls::chat(ctx, teacher, req, &rid).await? {
             Ok(r) => r,
             Err(f) => {
                 out.failures.push(f);
@@ -888,8 +887,8 @@ impl Step for SelfInstruct {
                 }
             }
         }
-        let mut accepted = machine.len() as u64;
-        let mut calls = out
+        let accepted = machine.len() as u64;
+        let calls = out
             .resume_state()
             .and_then(|s| s.get("calls").and_then(|c| c.as_u64()))
             .unwrap_or(0);
@@ -898,144 +897,26 @@ impl Step for SelfInstruct {
         }
         ctx.stats.set_total(self.o.target);
         ctx.stats.add_done(accepted.min(self.o.target));
-        let mut first_batch = Some(bad_seeds);
-        while accepted < self.o.target && calls < self.max_calls {
-            let n = (self.o.concurrency as u64).min(self.max_calls - calls);
-            let prepared = (calls..calls + n)
-                .map(|i| self.prepare(ctx, i, &seeds, &machine))
-                .collect::<Result<Vec<_>, _>>()?;
-            let results = gc::run_ordered(prepared, self.o.concurrency, |c| {
-                let teacher = teacher.clone();
-                async move {
-                    let req = self.gen.request(
-                        vec![Message::user(c.prompt.clone())],
-                        gc::derive_seed(ctx.seed, &[c.index]),
-                        0,
-                    );
-                    let reply =
-                        gc::call(ctx, teacher.as_ref(), req, &format!("call-{}", c.index)).await?;
-                    Ok(CallResult { call: c, reply })
-                }
-            })
-            .await?;
-            let mut round = first_batch.take().unwrap_or_default();
-            let mut cands: Vec<(usize, Candidate)> = vec![];
-            let mut demos_of: Vec<Vec<Task>> = vec![];
-            for (k, res) in results.into_iter().enumerate() {
-                let rid = format!("call-{}", res.call.index);
-                demos_of.push(res.call.demos);
-                let r = match res.reply {
-                    Ok(r) => r,
-                    Err(mut f) => {
-                        f.raw = res.call.prompt;
-                        round.failures.push(f);
-                        continue;
-                    }
-                };
-                let parsed = match self.o.mode {
-                    Mode::Alpaca => parse_alpaca(&r.content, r.finish_reason),
-                    Mode::Classic => {
-                        parse_classic_list(&r.content, r.finish_reason).map(|(items, rj)| {
-                            let c = items
-                                .into_iter()
-                                .map(|i| Candidate {
-                                    instruction: i,
-                                    input: String::new(),
-                                    output: String::new(),
-                                })
-                                .collect();
-                            (c, rj)
-                        })
-                    }
-                };
-                match parsed {
-                    Ok((cs, rejects)) => {
-                        for (j, (why, d, text)) in rejects.into_iter().enumerate() {
-                            round.reject(&step, &format!("{rid}#{j}"), why, d, text);
-                        }
-                        cands.extend(cs.into_iter().map(|c| (k, c)));
-                    }
-                    Err(e) => round.fail(&step, &rid, "parse", e, r.content),
-                }
-            }
-            let room = self.o.target - accepted;
-            let filter = self.filter.clone();
-            let (p, (ok, rejected)) = ctx
-                .cpu
-                .run(move || {
-                    let mut pool = pool;
-                    let r = screen(&mut pool, &filter, cands, room);
-                    (pool, r)
-                })
-                .await;
-            pool = p;
-            for (id, why, d, text) in rejected {
-                round.reject(&step, &id, why, d, text);
-            }
-            let mut new_tasks = 0u64;
-            match self.o.mode {
-                Mode::Alpaca => {
-                    for (k, c) in ok {
-                        let rec = self.record(
-                            ctx,
-                            &c.instruction,
-                            &c.input,
-                            &c.output,
-                            &demos_of[k],
-                            &self.t_gen.name,
-                        );
-                        machine.push(task_from_record(&rec).expect("has an instruction"));
-                        round.records.push(rec);
-                        new_tasks += 1;
-                    }
-                }
-                Mode::Classic => {
-                    let jobs: Vec<(u64, usize, Candidate)> = ok
-                        .into_iter()
-                        .enumerate()
-                        .map(|(ord, (k, c))| (ord as u64, k, c))
-                        .collect();
-                    let outs = gc::run_ordered(jobs, self.o.concurrency, |(ord, k, c)| {
-                        let teacher = teacher.clone();
-                        let demos = demos_of[k].clone();
-                        let call = calls + k as u64;
-                        async move {
-                            self.classic_task(
-                                ctx,
-                                teacher.as_ref(),
-                                call,
-                                ord,
-                                c.instruction,
-                                demos,
-                            )
-                            .await
-                        }
-                    })
-                    .await?;
-                    for o in outs {
-                        if let Some(first) = o.records.first() {
-                            machine.push(task_from_record(first).expect("has an instruction"));
-                            new_tasks += 1;
-                        }
-                        round.merge(o);
-                    }
-                }
-            }
-            calls += n;
-            accepted += new_tasks;
-            ctx.stats.add_done(new_tasks);
-            ctx.stats.count_rejections(&round.rejections);
-            let mut batch = round.into_batch();
-            batch.state = Some(json!({ "calls": calls }));
-            out.commit(batch).await?;
-        }
-        if let Some(b) = first_batch.take() {
-            if !b.failures.is_empty() {
-                let mut batch = b.into_batch();
-                batch.state = Some(json!({ "calls": calls }));
-                out.commit(batch).await?;
-            }
-        }
+        let mut run = Growth {
+            step: self,
+            ctx,
+            teacher,
+            seeds: &seeds,
+            machine,
+            pool: Some(pool),
+            accepted,
+            base: calls,
+            len_at: VecDeque::from([(calls, 0)]),
+            next_call: calls,
+            screened: calls,
+            done: calls,
+            results: BTreeMap::new(),
+            per_call: BTreeMap::new(),
+            committed_calls: calls,
+        };
+        run.len_at[0].1 = run.machine.len();
+        let calls = run.run(out, bad_seeds).await?;
+        let accepted = run.accepted;
         ctx.stats.set_metric("calls", calls as f64);
         ctx.stats.set_metric("accepted", accepted as f64);
         if accepted < self.o.target {
@@ -1048,6 +929,350 @@ impl Step for SelfInstruct {
             );
         }
         Ok(())
+    }
+}
+
+/// How far generation call `i` may run ahead of the oldest call not yet finished: its
+/// demos come from the pool as it stood when call `i - LAG` finished, so the requests
+/// (and the response cache) are the same whatever the timing, while a slow call holds
+/// up nothing until `LAG` later calls have all finished.
+fn lag(concurrency: usize) -> u64 {
+    8 * concurrency as u64
+}
+
+/// One self-instruct growth run: generation calls kept in flight continuously, their
+/// results screened and committed in call order.
+struct Growth<'a> {
+    step: &'a SelfInstruct,
+    ctx: &'a StepCtx,
+    teacher: Arc<dyn Teacher>,
+    seeds: &'a [Task],
+    machine: Vec<Task>,
+    /// The novelty pool; `None` only while a screening runs on the CPU pool.
+    pool: Option<Pool>,
+    accepted: u64,
+    /// First call index of this invocation.
+    base: u64,
+    /// (call index j, machine tasks after every call < j finished), for demo snapshots.
+    len_at: VecDeque<(u64, usize)>,
+    next_call: u64,
+    /// Calls < `screened` have had their candidates screened.
+    screened: u64,
+    /// Calls < `done` are finished (classic mode: their instance calls too).
+    done: u64,
+    /// Generation replies not yet screened, by call index.
+    results: BTreeMap<u64, GenResult>,
+    /// Screened calls not yet finished: their outcome so far and instance calls left.
+    per_call: BTreeMap<u64, (Outcome, usize)>,
+    committed_calls: u64,
+}
+
+/// What one generation call came back with, and its demos.
+struct GenResult {
+    call: Call,
+    reply: Result<ChatResponse, retort_core::Failure>,
+}
+
+enum Work {
+    Gen(GenResult),
+    Classic(u64, Outcome),
+}
+
+/// A transient fault sends a call back this many times (after these waits) before
+/// the step stops with its work committed up to the last finished call.
+const GEN_REQUEUE: [std::time::Duration; 2] = [
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(10),
+];
+
+type WorkFut<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Option<Call>, Result<Work, StepError>)> + Send + 'a>,
+>;
+
+impl<'a> Growth<'a> {
+    /// Machine tasks visible to call `i`.
+    fn snapshot(&self, i: u64) -> &[Task] {
+        let j = i
+            .saturating_sub(lag(self.step.o.concurrency))
+            .max(self.base);
+        let n = self
+            .len_at
+            .iter()
+            .find(|(k, _)| *k == j)
+            .map(|(_, n)| *n)
+            .expect("a snapshot is taken for every finished call");
+        &self.machine[..n]
+    }
+
+    fn gen_future(&self, call: Call, attempt: usize) -> WorkFut<'a> {
+        let step = self.step;
+        let ctx = self.ctx;
+        let teacher = self.teacher.clone();
+        Box::pin(async move {
+            if attempt > 0 {
+                tokio::time::sleep(GEN_REQUEUE[attempt - 1]).await;
+            }
+            let req = step.gen.request(
+                vec![Message::user(call.prompt.clone())],
+                gc::derive_seed(ctx.seed, &[call.index]),
+                0,
+            );
+            let rid = format!("call-{}", call.index);
+            match crate::calls::chat(ctx, teacher.as_ref(), req, &rid).await {
+                Ok(reply) => (None, Ok(Work::Gen(GenResult { call, reply }))),
+                Err(e) => (Some(call), Err(e)),
+            }
+        })
+    }
+
+    async fn run(
+        &mut self,
+        out: &mut dyn OutputSink,
+        bad_seeds: Outcome,
+    ) -> Result<u64, StepError> {
+        let o = &self.step.o;
+        let concurrency = o.concurrency.max(1);
+        let mut live: FuturesUnordered<WorkFut<'a>> = FuturesUnordered::new();
+        let mut attempts: HashMap<u64, usize> = HashMap::new();
+        let mut round = bad_seeds;
+        let mut round_calls = 0usize;
+        let mut stop: Option<StepError> = None;
+        loop {
+            // Launch generation calls while there is room and the lag allows.
+            while stop.is_none()
+                && self.accepted < o.target
+                && self.next_call < self.step.max_calls
+                && live.len() < concurrency
+                && self.next_call < self.done + lag(concurrency)
+            {
+                let i = self.next_call;
+                let call = self
+                    .step
+                    .prepare(self.ctx, i, self.seeds, self.snapshot(i))?;
+                live.push(self.gen_future(call, 0));
+                self.next_call += 1;
+            }
+            // Commit finished calls in call order, a round of `concurrency` at a time.
+            let finished_all = live.is_empty();
+            if round_calls >= concurrency
+                || (finished_all && (round_calls > 0 || !round.failures.is_empty()))
+            {
+                self.ctx.stats.count_rejections(&round.rejections);
+                let mut batch = std::mem::take(&mut round).into_batch();
+                batch.state = Some(json!({ "calls": self.done }));
+                out.commit(batch).await?;
+                self.committed_calls = self.done;
+                round_calls = 0;
+            }
+            if finished_all {
+                break;
+            }
+            let Some((call, res)) = live.next().await else {
+                break;
+            };
+            match res {
+                Ok(Work::Gen(g)) => {
+                    self.results.insert(g.call.index, g);
+                }
+                Ok(Work::Classic(k, outcome)) => {
+                    let e = self
+                        .per_call
+                        .get_mut(&k)
+                        .expect("classic job of a screened call");
+                    e.0.merge(outcome);
+                    e.1 -= 1;
+                }
+                Err(StepError::Transient(e)) if stop.is_none() => {
+                    let call = call.expect("only generation calls are retried here");
+                    let n = attempts.entry(call.index).or_default();
+                    if *n < GEN_REQUEUE.len() {
+                        *n += 1;
+                        tracing::debug!(step = %self.ctx.step_id, call = call.index, error = %e, "transient fault; call requeued");
+                        self.ctx
+                            .stats
+                            .requeued
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        live.push(self.gen_future(call, *n));
+                    } else {
+                        stop = Some(StepError::Other(format!(
+                            "generation call {} kept failing with a transient fault ({e}); the tasks of calls before it are committed — run the same command again to resume",
+                            call.index
+                        )));
+                        live = FuturesUnordered::new();
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if stop.is_none() {
+                        stop = Some(e);
+                        live = FuturesUnordered::new();
+                    }
+                    continue;
+                }
+            }
+            if stop.is_some() {
+                continue;
+            }
+            self.screen_ready(&mut live).await?;
+            round_calls += self.finish_ready(&mut round);
+        }
+        if let Some(e) = stop {
+            return Err(e);
+        }
+        Ok(self.done)
+    }
+
+    /// Screens, in call order, every generation reply whose predecessors are screened;
+    /// classic mode starts the accepted instructions' instance calls.
+    async fn screen_ready(
+        &mut self,
+        live: &mut FuturesUnordered<WorkFut<'a>>,
+    ) -> Result<(), StepError> {
+        let step_id = self.ctx.step_id.clone();
+        while let Some(g) = self.results.remove(&self.screened) {
+            let k = self.screened;
+            self.screened += 1;
+            let mut outcome = Outcome::default();
+            let rid = format!("call-{}", g.call.index);
+            let demos = g.call.demos;
+            let r = match g.reply {
+                Ok(r) => r,
+                Err(mut f) => {
+                    f.raw = g.call.prompt;
+                    outcome.failures.push(f);
+                    self.per_call.insert(k, (outcome, 0));
+                    continue;
+                }
+            };
+            let parsed = match self.step.o.mode {
+                Mode::Alpaca => parse_alpaca(&r.content, r.finish_reason),
+                Mode::Classic => {
+                    parse_classic_list(&r.content, r.finish_reason).map(|(items, rj)| {
+                        let c = items
+                            .into_iter()
+                            .map(|i| Candidate {
+                                instruction: i,
+                                input: String::new(),
+                                output: String::new(),
+                            })
+                            .collect();
+                        (c, rj)
+                    })
+                }
+            };
+            let cands = match parsed {
+                Ok((cs, rejects)) => {
+                    for (j, (why, d, text)) in rejects.into_iter().enumerate() {
+                        outcome.reject(&step_id, &format!("{rid}#{j}"), why, d, text);
+                    }
+                    cs.into_iter().map(|c| (0usize, c)).collect::<Vec<_>>()
+                }
+                Err(e) => {
+                    outcome.fail(&step_id, &rid, "parse", e, r.content);
+                    self.per_call.insert(k, (outcome, 0));
+                    continue;
+                }
+            };
+            let room = self.step.o.target.saturating_sub(self.accepted);
+            let filter = self.step.filter.clone();
+            let pool = self.pool.take().expect("pool present between screenings");
+            let (pool, (ok, rejected)) = self
+                .ctx
+                .cpu
+                .run(move || {
+                    let mut pool = pool;
+                    let r = screen(&mut pool, &filter, cands, room);
+                    (pool, r)
+                })
+                .await;
+            self.pool = Some(pool);
+            for (id, why, d, text) in rejected {
+                outcome.reject(&step_id, &id, why, d, text);
+            }
+            let mut jobs = 0usize;
+            match self.step.o.mode {
+                Mode::Alpaca => {
+                    for (_, c) in ok {
+                        let rec = self.step.record(
+                            self.ctx,
+                            &c.instruction,
+                            &c.input,
+                            &c.output,
+                            &demos,
+                            &self.step.t_gen.name,
+                        );
+                        outcome.records.push(rec);
+                        self.accepted += 1;
+                        self.ctx.stats.add_done(1);
+                    }
+                }
+                Mode::Classic => {
+                    for (ord, (_, c)) in ok.into_iter().enumerate() {
+                        let (step, ctx, teacher, demos) =
+                            (self.step, self.ctx, self.teacher.clone(), demos.clone());
+                        live.push(Box::pin(async move {
+                            let r = step
+                                .classic_task(
+                                    ctx,
+                                    teacher.as_ref(),
+                                    k,
+                                    ord as u64,
+                                    c.instruction,
+                                    demos,
+                                )
+                                .await
+                                .map(|o| Work::Classic(k, o));
+                            (None, r)
+                        }));
+                        jobs += 1;
+                    }
+                }
+            }
+            self.per_call.insert(k, (outcome, jobs));
+        }
+        Ok(())
+    }
+
+    /// Moves every screened call whose instance calls are all back, in call order,
+    /// into `round`; returns how many.
+    fn finish_ready(&mut self, round: &mut Outcome) -> usize {
+        let mut n = 0;
+        while self
+            .per_call
+            .get(&self.done)
+            .is_some_and(|(_, left)| *left == 0)
+        {
+            let (outcome, _) = self.per_call.remove(&self.done).expect("checked");
+            // Alpaca: every accepted task joins the demo pool. Classic: one task per
+            // instruction (its first instance), and it counts as accepted only now
+            // that its instances exist.
+            let mut tasks_seen = HashSet::new();
+            for r in &outcome.records {
+                let Some(t) = task_from_record(r) else {
+                    continue;
+                };
+                match self.step.o.mode {
+                    Mode::Alpaca => self.machine.push(t),
+                    Mode::Classic => {
+                        let task = r.labels.get("task_id").cloned().unwrap_or_default();
+                        if tasks_seen.insert(task) {
+                            self.machine.push(t);
+                            self.accepted += 1;
+                            self.ctx.stats.add_done(1);
+                        }
+                    }
+                }
+            }
+            round.merge(outcome);
+            self.done += 1;
+            n += 1;
+            self.len_at.push_back((self.done, self.machine.len()));
+            let keep_from = self.done.saturating_sub(lag(self.step.o.concurrency) + 1);
+            while self.len_at.len() > 1 && self.len_at[0].0 < keep_from {
+                self.len_at.pop_front();
+            }
+        }
+        n
     }
 }
 

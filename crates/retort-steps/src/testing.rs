@@ -15,6 +15,7 @@ use crate::cpu::Cpu;
 pub struct VecInput {
     rows: std::vec::IntoIter<Record>,
     batch: usize,
+    next: u64,
 }
 
 impl VecInput {
@@ -23,15 +24,21 @@ impl VecInput {
         VecInput {
             rows: rows.into_iter(),
             batch: batch.max(1),
+            next: 0,
         }
     }
 }
 
 #[async_trait]
 impl InputStream for VecInput {
-    async fn next_batch(&mut self) -> Result<Option<Vec<Record>>, StepError> {
-        let b: Vec<Record> = self.rows.by_ref().take(self.batch).collect();
-        Ok(if b.is_empty() { None } else { Some(b) })
+    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
+        let records: Vec<Record> = self.rows.by_ref().take(self.batch).collect();
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let positions = (self.next..self.next + records.len() as u64).collect();
+        self.next += records.len() as u64;
+        Ok(Some(Positioned { positions, records }))
     }
 }
 
@@ -113,5 +120,6 @@ pub fn test_ctx(
         embedder,
         cpu: Cpu::new(2),
         stats: Arc::new(StepStats::default()),
+        gate: None,
     }
 }

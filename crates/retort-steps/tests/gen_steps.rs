@@ -294,9 +294,10 @@ async fn alpaca_malformed_reply_is_a_failure_with_raw_text() {
         "t",
         vec![
             Ok(("I'm not sure what you want me to do here.", STOP)),
+            // A permanent fault (a transient one would leave the call pending).
             Err(TeacherError::Http {
-                status: 503,
-                message: "busy".into(),
+                status: 400,
+                message: "context length exceeded".into(),
                 retry_after_ms: None,
             }),
         ],
@@ -315,8 +316,8 @@ async fn alpaca_malformed_reply_is_a_failure_with_raw_text() {
     assert_eq!(f[0].class, "parse");
     assert_eq!(f[0].raw, "I'm not sure what you want me to do here.");
     assert_eq!(f[0].record_id, "call-0");
-    assert_eq!(f[1].class, "http_5xx");
-    assert_eq!(f[1].status, Some(503));
+    assert_eq!(f[1].class, "http_4xx");
+    assert_eq!(f[1].status, Some(400));
     assert!(
         f[1].raw.contains("Instruction:"),
         "the prompt is kept as raw"
@@ -731,7 +732,7 @@ async fn dual_stops_at_max_turns_and_opens_with_input() {
 #[tokio::test]
 async fn dual_user_ending_immediately_is_rejected_and_errors_fail() {
     let user = Scripted::new("u", |_| Ok(("<end>".into(), STOP)));
-    let asst = Scripted::new("a", |_| Err(TeacherError::Timeout(100)));
+    let asst = Scripted::new("a", |_| Err(TeacherError::BadResponse("not JSON".into())));
     let step = built(
         "self_chat",
         "teacher = \"a\"\nuser_teacher = \"u\"\nmode = \"dual\"",
@@ -751,7 +752,7 @@ async fn dual_user_ending_immediately_is_rejected_and_errors_fail() {
     let sink = run(step.as_ref(), &c, vec![topic("x", "tea")])
         .await
         .unwrap();
-    assert_eq!(sink.failures()[0].class, "timeout");
+    assert_eq!(sink.failures()[0].class, "bad_response");
     assert!(sink.records().is_empty());
 }
 

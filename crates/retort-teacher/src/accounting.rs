@@ -25,13 +25,17 @@ pub fn estimate_cost(cfg: &TeacherConfig, prompt_tokens: u64, completion_tokens:
 pub struct Counters {
     /// Calls the step made (one per answer it asked for).
     pub calls: u64,
+    /// Calls answered, from the cache or a request (what progress counts as done).
+    #[serde(default)]
+    pub answered: u64,
     /// Calls answered from the response cache (no request sent).
     pub cache_hits: u64,
     /// HTTP (or local model) requests actually sent, retries included.
     pub requests: u64,
     /// Of those, retries.
     pub retries: u64,
-    /// Calls that finally failed (each is a row in failures.parquet).
+    /// Calls that finally failed: a failure row for a permanent fault, a pending
+    /// record (retried by the next run) for a transient one.
     pub failures: u64,
     /// Prompt tokens of sent requests, as the server reported them.
     pub prompt_tokens: u64,
@@ -44,6 +48,7 @@ pub struct Counters {
 impl Counters {
     fn add(&mut self, o: &Counters) {
         self.calls += o.calls;
+        self.answered += o.answered;
         self.cache_hits += o.cache_hits;
         self.requests += o.requests;
         self.retries += o.retries;
@@ -57,6 +62,7 @@ impl Counters {
 #[derive(Default)]
 struct Cell {
     calls: AtomicU64,
+    answered: AtomicU64,
     cache_hits: AtomicU64,
     requests: AtomicU64,
     retries: AtomicU64,
@@ -70,6 +76,7 @@ impl Cell {
     fn read(&self) -> Counters {
         Counters {
             calls: self.calls.load(Ordering::Relaxed),
+            answered: self.answered.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
@@ -92,6 +99,10 @@ impl Ledger {
     /// One call started.
     pub fn call(&self) {
         self.cell.calls.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A call was answered (from the cache or a request).
+    pub fn answered(&self) {
+        self.cell.answered.fetch_add(1, Ordering::Relaxed);
     }
     /// A call was answered from the cache.
     pub fn cache_hit(&self) {

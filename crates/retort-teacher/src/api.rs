@@ -74,9 +74,13 @@ pub enum TeacherError {
     /// The run's budget is spent; no new requests are sent.
     #[error("budget of ${0:.4} reached")]
     Budget(f64),
-    /// The circuit breaker opened: too many failures in the recent window.
+    /// The teacher cannot serve at all (it could not start).
     #[error("circuit breaker open: {0}")]
     CircuitOpen(String),
+    /// The endpoint has been unreachable for longer than `max_outage_secs`: the
+    /// breaker's probes kept failing.
+    #[error("{0}")]
+    Outage(String),
     /// Local model or configuration problem.
     #[error("{0}")]
     Other(String),
@@ -95,6 +99,7 @@ impl TeacherError {
             TeacherError::Truncated => "truncated",
             TeacherError::Budget(_) => "budget",
             TeacherError::CircuitOpen(_) => "circuit_open",
+            TeacherError::Outage(_) => "outage",
             TeacherError::Other(_) => "other",
         }
     }
@@ -115,15 +120,49 @@ impl TeacherError {
             TeacherError::Connect(_) | TeacherError::Timeout(_) => true,
             TeacherError::BadResponse(_) => true,
             TeacherError::Truncated => false,
-            TeacherError::Budget(_) | TeacherError::CircuitOpen(_) | TeacherError::Other(_) => {
-                false
-            }
+            TeacherError::Budget(_)
+            | TeacherError::CircuitOpen(_)
+            | TeacherError::Outage(_)
+            | TeacherError::Other(_) => false,
         }
     }
 
-    /// Errors that stop the whole step rather than one record.
+    /// Faults of the moment rather than of the request: connection errors, timeouts,
+    /// 5xx and 429. After the client's retries they leave the record pending (the next
+    /// run asks again); they are never a record's final outcome.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TeacherError::Http { status, .. } => *status == 429 || *status >= 500,
+            TeacherError::Connect(_) | TeacherError::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Faults of the endpoint's health, which the circuit breaker counts: it did not
+    /// answer (connection, timeout) or answered 5xx. A 429, a 4xx or an unusable body
+    /// means the server is up; such faults belong to the quota or the request.
+    pub fn is_endpoint_fault(&self) -> bool {
+        match self {
+            TeacherError::Http { status, .. } => *status >= 500,
+            TeacherError::Connect(_) | TeacherError::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Errors that stop the whole step rather than one record: budget reached, an
+    /// endpoint down past `max_outage_secs`, a teacher that cannot start, and
+    /// credentials the endpoint refuses (401/403 would fail every record alike).
     pub fn is_fatal_for_step(&self) -> bool {
-        matches!(self, TeacherError::Budget(_) | TeacherError::CircuitOpen(_))
+        matches!(
+            self,
+            TeacherError::Budget(_) | TeacherError::CircuitOpen(_) | TeacherError::Outage(_)
+        ) || matches!(
+            self,
+            TeacherError::Http {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 }
 
@@ -152,7 +191,11 @@ pub trait Backend: Send + Sync {
         let response = self.chat(req).await?;
         let raw = serde_json::to_string(&response)
             .map_err(|e| TeacherError::Other(format!("cannot serialise answer: {e}")))?;
-        Ok(RawChat { response, raw })
+        Ok(RawChat {
+            response,
+            raw,
+            rate: None,
+        })
     }
 
     /// Parses a body stored by [`Backend::chat_raw`] (a cache hit). Must accept what
@@ -170,6 +213,8 @@ pub struct RawChat {
     pub response: ChatResponse,
     /// The response body as the server sent it (what the cache stores).
     pub raw: String,
+    /// The quota the server reported in rate-limit headers, if any.
+    pub rate: Option<crate::ratelimit::RateHeaders>,
 }
 
 /// What steps call: a backend wrapped with limits, retries, cache and accounting.

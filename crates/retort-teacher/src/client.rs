@@ -17,6 +17,7 @@ use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, Teacher, Teac
 use crate::cache::{request_key, ResponseCache};
 use crate::config::TeacherConfig;
 use crate::http::apply_defaults;
+use crate::ratelimit::Pacer;
 
 /// What every teacher client of a run shares.
 ///
@@ -68,26 +69,45 @@ pub struct ClientStats {
 }
 
 // ---------------------------------------------------------------------------------------
-// Adaptive in-flight window (AIMD)
+// In-flight window
+
+/// Width of one bucket of the window's recent-outcomes record.
+const TICK: Duration = Duration::from_millis(250);
+/// How far back the window looks when it decides whether throttling is sustained.
+const THROTTLE_SPAN: Duration = Duration::from_secs(5);
+/// Sustained throttling: at least this many 429s in the span …
+const THROTTLE_MIN: u64 = 8;
+/// … making up at least this share of the answers in it. An isolated 429 (a burst
+/// limit, one busy replica) is far below: the 5%-error benchmark mix has 2.5% 429s.
+const THROTTLE_SHARE: f64 = 0.2;
+/// At most one cut per this interval, so the 429s of requests already in flight when
+/// the quota ran out count as one event.
+const CUT_EVERY: Duration = Duration::from_secs(1);
+/// Growth resumes this long after the last cut, when 429s are back under half the
+/// threshold share: one more slot per success, so the window doubles every round trip
+/// (slow start) and is back at `max_in_flight` within a few round trips.
+const GROW_AFTER: Duration = Duration::from_secs(2);
 
 struct WindowState {
     limit: usize,
     in_flight: usize,
-    successes: usize,
-    epoch: u64,
+    /// (tick number, answers, 429s) for the last [`THROTTLE_SPAN`].
+    recent: VecDeque<(u64, u64, u64)>,
+    last_cut: Option<Instant>,
 }
 
-/// A semaphore whose size adapts: halved on a 429 (once per congestion event),
-/// grown by one after a window's worth of successes, capped at `max`.
+/// A semaphore whose size follows the server's quota: halved only on sustained
+/// throttling, grown back once it stops, capped at `max`. An isolated 429 only delays
+/// its own request (its retry waits out `Retry-After`).
 struct Window {
     max: usize,
+    epoch: Instant,
     state: Mutex<WindowState>,
     notify: Notify,
 }
 
 struct Permit<'a> {
     w: &'a Window,
-    epoch: u64,
 }
 
 impl Drop for Permit<'_> {
@@ -106,11 +126,12 @@ impl Window {
         let max = max.max(1);
         Window {
             max,
+            epoch: Instant::now(),
             state: Mutex::new(WindowState {
                 limit: max,
                 in_flight: 0,
-                successes: 0,
-                epoch: 0,
+                recent: VecDeque::new(),
+                last_cut: None,
             }),
             notify: Notify::new(),
         }
@@ -125,42 +146,57 @@ impl Window {
                 let mut s = self.state.lock().expect("window lock");
                 if s.in_flight < s.limit {
                     s.in_flight += 1;
-                    let epoch = s.epoch;
                     let wake_more = s.in_flight < s.limit;
                     drop(s);
                     if wake_more {
                         // Pass the baton: several slots may have opened at once.
                         self.notify.notify_one();
                     }
-                    return Permit { w: self, epoch };
+                    return Permit { w: self };
                 }
             }
             notified.await;
         }
     }
 
-    fn success(&self) {
-        let mut s = self.state.lock().expect("window lock");
-        if s.limit < self.max {
-            s.successes += 1;
-            if s.successes >= s.limit {
-                s.successes = 0;
-                s.limit += 1;
-                drop(s);
-                self.notify.notify_one();
-            }
-        }
+    /// Counts an answer (`throttled` for a 429) and adapts the limit.
+    fn outcome(&self, throttled: bool) {
+        self.outcome_at(Instant::now(), throttled)
     }
 
-    /// A 429 on a request sent under `epoch`: shrink once per congestion event, so a
-    /// burst of 429s from requests already in flight halves the window only once.
-    fn throttled(&self, epoch: u64) {
+    fn outcome_at(&self, now: Instant, throttled: bool) {
+        let tick = (now - self.epoch).as_millis() as u64 / TICK.as_millis() as u64;
+        let span = THROTTLE_SPAN.as_millis() as u64 / TICK.as_millis() as u64;
         let mut s = self.state.lock().expect("window lock");
-        if s.epoch == epoch {
-            s.limit = (s.limit / 2).max(1);
-            s.successes = 0;
-            s.epoch += 1;
-            tracing::debug!("429: in-flight window now {}", s.limit);
+        while s.recent.front().is_some_and(|b| b.0 + span <= tick) {
+            s.recent.pop_front();
+        }
+        match s.recent.back_mut() {
+            Some(b) if b.0 == tick => {
+                b.1 += 1;
+                b.2 += u64::from(throttled);
+            }
+            _ => s.recent.push_back((tick, 1, u64::from(throttled))),
+        }
+        let (n, t) = s.recent.iter().fold((0, 0), |(n, t), b| (n + b.1, t + b.2));
+        let share = t as f64 / n.max(1) as f64;
+        if throttled {
+            let sustained = t >= THROTTLE_MIN && share >= THROTTLE_SHARE;
+            if sustained && s.last_cut.is_none_or(|c| now - c >= CUT_EVERY) {
+                s.limit = (s.limit / 2).max(1);
+                s.last_cut = Some(now);
+                tracing::info!(
+                    "{t} of the last {n} answers were 429: in-flight window now {}",
+                    s.limit
+                );
+            }
+        } else if s.limit < self.max
+            && s.last_cut.is_none_or(|c| now - c >= GROW_AFTER)
+            && share < THROTTLE_SHARE / 2.0
+        {
+            s.limit += 1;
+            drop(s);
+            self.notify.notify_one();
         }
     }
 
@@ -173,71 +209,170 @@ impl Window {
 // ---------------------------------------------------------------------------------------
 // Circuit breaker
 
-/// Counts attempts and non-429 failures in one-second buckets over a sliding window
-/// (so memory stays flat at any request rate) and opens for good when failures pass
-/// both a count and a share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Closed,
+    /// Calls wait until `until`, then one of them probes.
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; the others wait for its answer.
+    HalfOpen {
+        since: Instant,
+    },
+}
+
+struct BreakerState {
+    mode: Mode,
+    consecutive: u32,
+    /// When the current outage began (the breaker opened).
+    outage_since: Option<Instant>,
+    cooldown: Duration,
+    last_error: String,
+}
+
+/// Pauses a teacher whose endpoint is down instead of failing its calls: after
+/// `breaker_min_failures` consecutive endpoint faults (connection, timeout, 5xx) it
+/// opens and calls wait; after a cooldown one call probes; an answer closes it and
+/// everyone goes on, a fault reopens it with twice the cooldown (at most 15 s). Past
+/// `max_outage_secs` of outage every waiting call fails with
+/// [`TeacherError::Outage`], which stops the step with a message to rerun. Faults
+/// that belong to one request (429, 4xx, unusable body) do not count: the server
+/// answered.
 struct Breaker {
-    window_secs: u64,
-    min_failures: u64,
-    ratio: f64,
-    epoch: Instant,
-    buckets: Mutex<VecDeque<(u64, u64, u64)>>,
+    teacher: String,
+    open_after: u32,
+    first_cooldown: Duration,
+    max_outage: Duration,
+    /// A probe that has not come back in this long is taken as lost (its caller was
+    /// cancelled) and another call probes.
+    probe_timeout: Duration,
+    state: Mutex<BreakerState>,
+    notify: Notify,
     open: AtomicBool,
-    reason: Mutex<String>,
 }
 
 impl Breaker {
-    fn new(cfg: &TeacherConfig) -> Breaker {
+    fn new(name: &str, cfg: &TeacherConfig) -> Breaker {
+        let first = Duration::from_secs_f64(cfg.breaker_cooldown_secs.max(0.001));
         Breaker {
-            window_secs: cfg.breaker_window_secs.max(1.0).ceil() as u64,
-            min_failures: u64::from(cfg.breaker_min_failures.max(1)),
-            ratio: cfg.breaker_failure_ratio,
-            epoch: Instant::now(),
-            buckets: Mutex::new(VecDeque::new()),
+            teacher: name.to_string(),
+            open_after: cfg.breaker_min_failures.max(1),
+            first_cooldown: first,
+            max_outage: Duration::from_secs_f64(cfg.max_outage_secs.max(0.001)),
+            probe_timeout: Duration::from_secs_f64(cfg.timeout_secs.max(0.001) + 2.0),
+            state: Mutex::new(BreakerState {
+                mode: Mode::Closed,
+                consecutive: 0,
+                outage_since: None,
+                cooldown: first,
+                last_error: String::new(),
+            }),
+            notify: Notify::new(),
             open: AtomicBool::new(false),
-            reason: Mutex::new(String::new()),
         }
     }
 
-    fn check(&self) -> Result<(), TeacherError> {
-        if self.open.load(Ordering::Relaxed) {
-            return Err(TeacherError::CircuitOpen(
-                self.reason.lock().expect("breaker lock").clone(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn record(&self, failure: Option<&TeacherError>, teacher: &str) {
-        let sec = self.epoch.elapsed().as_secs();
-        let mut b = self.buckets.lock().expect("breaker lock");
-        while b
-            .front()
-            .is_some_and(|(s, _, _)| *s + self.window_secs <= sec)
-        {
-            b.pop_front();
-        }
-        match b.back_mut() {
-            Some(last) if last.0 == sec => {
-                last.1 += 1;
-                last.2 += u64::from(failure.is_some());
+    /// Waits while the endpoint is down. `Ok(true)` makes the caller the probe.
+    async fn admit(&self) -> Result<bool, TeacherError> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wake_at = {
+                let mut s = self.state.lock().expect("breaker lock");
+                let now = Instant::now();
+                if let (Some(since), false) = (s.outage_since, s.mode == Mode::Closed) {
+                    if now - since >= self.max_outage {
+                        return Err(TeacherError::Outage(format!(
+                            "teacher {}: the endpoint has been down for {:.0} s (last error: {}); committed work is kept — run the same command again to resume once it is back (or raise max_outage_secs)",
+                            self.teacher,
+                            (now - since).as_secs_f64(),
+                            s.last_error
+                        )));
+                    }
+                }
+                let limit = s.outage_since.map(|t| t + self.max_outage);
+                match s.mode {
+                    Mode::Closed => return Ok(false),
+                    Mode::Open { until } if now >= until => {
+                        s.mode = Mode::HalfOpen { since: now };
+                        return Ok(true);
+                    }
+                    Mode::HalfOpen { since } if now - since >= self.probe_timeout => {
+                        s.mode = Mode::HalfOpen { since: now };
+                        return Ok(true);
+                    }
+                    Mode::Open { until } => until,
+                    Mode::HalfOpen { since } => since + self.probe_timeout,
+                }
+                .min(limit.unwrap_or(now + self.max_outage))
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
-            _ => b.push_back((sec, 1, u64::from(failure.is_some()))),
         }
-        let Some(err) = failure else { return };
-        let (total, failed) = b
-            .iter()
-            .fold((0, 0), |(t, f), (_, bt, bf)| (t + bt, f + bf));
-        if failed >= self.min_failures && failed as f64 >= self.ratio * total as f64 {
-            drop(b);
-            if !self.open.swap(true, Ordering::SeqCst) {
-                let msg = format!(
-                    "teacher {teacher}: {failed} of {total} requests failed in the last {} s (last error: {err}); stopping instead of hammering a failing endpoint (hint: check the server, or raise breaker_failure_ratio)",
-                    self.window_secs
+    }
+
+    /// The server answered (whatever it said).
+    fn alive(&self) {
+        let mut s = self.state.lock().expect("breaker lock");
+        s.consecutive = 0;
+        if s.mode != Mode::Closed {
+            let down = s
+                .outage_since
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0);
+            s.mode = Mode::Closed;
+            s.outage_since = None;
+            s.cooldown = self.first_cooldown;
+            self.open.store(false, Ordering::Relaxed);
+            drop(s);
+            tracing::warn!(
+                "teacher {}: the endpoint answers again after {down:.1} s; calls go on",
+                self.teacher
+            );
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// An endpoint fault. Returns whether the breaker is open now.
+    fn fault(&self, err: &TeacherError, probe: bool) -> bool {
+        let mut s = self.state.lock().expect("breaker lock");
+        let now = Instant::now();
+        s.consecutive += 1;
+        s.last_error = err.to_string();
+        match s.mode {
+            Mode::HalfOpen { .. } if probe => {
+                s.cooldown = (s.cooldown * 2).min(Duration::from_secs_f64(
+                    crate::config::BREAKER_COOLDOWN_MAX_SECS,
+                ));
+                s.mode = Mode::Open {
+                    until: now + s.cooldown,
+                };
+                drop(s);
+                self.notify.notify_waiters();
+                true
+            }
+            Mode::Closed if s.consecutive >= self.open_after => {
+                s.mode = Mode::Open {
+                    until: now + s.cooldown,
+                };
+                s.outage_since = Some(now);
+                self.open.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    "teacher {}: {} endpoint faults in a row (last: {err}); pausing its calls and probing every {:.1}–{} s for up to {:.0} s",
+                    self.teacher,
+                    s.consecutive,
+                    s.cooldown.as_secs_f64(),
+                    crate::config::BREAKER_COOLDOWN_MAX_SECS,
+                    self.max_outage.as_secs_f64()
                 );
-                tracing::error!("{msg}");
-                *self.reason.lock().expect("breaker lock") = msg;
+                true
             }
+            Mode::Closed => false,
+            _ => true,
         }
     }
 }
@@ -311,6 +446,7 @@ pub struct Client {
     shared: Shared,
     window: Window,
     breaker: Breaker,
+    pacer: Pacer,
     rpm: Option<Limit>,
     tpm: Option<Arc<Limit>>,
     timeout: Duration,
@@ -333,7 +469,8 @@ impl Client {
             backend,
             shared: (*shared).clone(),
             window: Window::new(cfg.max_in_flight),
-            breaker: Breaker::new(cfg),
+            breaker: Breaker::new(name, cfg),
+            pacer: Pacer::default(),
             rpm: cfg.requests_per_minute.map(|n| Limit::per_minute(n.into())),
             tpm: cfg
                 .tokens_per_minute
@@ -392,7 +529,9 @@ impl Client {
         let ledger = self.shared.accounting.ledger(&self.name, step);
         ledger.call();
         let r = self.run(&ledger, &mut req, opts).await;
-        if r.is_err() {
+        if r.is_ok() {
+            ledger.answered();
+        } else {
             ledger.failure();
         }
         r
@@ -412,7 +551,6 @@ impl Client {
                 Ok(r)
             }
         };
-        self.breaker.check()?;
         apply_defaults(&self.cfg, req);
         let key = self.shared.cache.as_ref().map(|_| {
             request_key(
@@ -441,17 +579,18 @@ impl Client {
         let mut retry = 0u32;
         loop {
             self.shared.accounting.check_budget()?;
-            self.breaker.check()?;
+            // Waits while the endpoint is down (and fails past max_outage_secs).
+            let probe = self.breaker.admit().await?;
             let permit = self.window.acquire().await;
+            self.pacer.wait().await;
             if let Some(l) = &self.rpm {
                 l.take(1).await;
             }
             if let Some(l) = &self.tpm {
                 l.take(estimate).await;
             }
-            // Limits may have waited a while: re-check what may have changed meanwhile.
+            // Limits may have waited a while: the budget may be spent meanwhile.
             self.shared.accounting.check_budget()?;
-            self.breaker.check()?;
             ledger.request(retry > 0);
             self.sent.fetch_add(1, Ordering::Relaxed);
             let result = match tokio::time::timeout(
@@ -465,9 +604,12 @@ impl Client {
             };
             match result {
                 Ok(raw) => {
+                    if let Some(h) = &raw.rate {
+                        self.pacer.observe(h, self.window.stats().0, estimate);
+                    }
                     drop(permit);
-                    self.window.success();
-                    self.breaker.record(None, &self.name);
+                    self.window.outcome(false);
+                    self.breaker.alive();
                     let usage = raw.response.usage;
                     ledger.usage(
                         usage,
@@ -496,18 +638,31 @@ impl Client {
                     return done(raw.response, false);
                 }
                 Err(e) => {
-                    let epoch = permit.epoch;
                     drop(permit);
                     let is_429 = e.status() == Some(429);
-                    if is_429 {
-                        self.window.throttled(epoch);
-                    } else if self.backend.live_endpoints().is_none_or(|n| n == 0) {
-                        // A pool with a live endpoint left routes around this failure
-                        // (the failing one is cooled down); only a dead pool, or a
-                        // single endpoint, feeds the breaker.
-                        self.breaker.record(Some(&e), &self.name);
+                    let mut paused = false;
+                    if e.is_endpoint_fault() {
+                        // A pool with a live endpoint left routes around this fault (the
+                        // failing one is cooled down); only a dead pool, or a single
+                        // endpoint, feeds the breaker.
+                        if self.backend.live_endpoints().is_none_or(|n| n == 0) {
+                            paused = self.breaker.fault(&e, probe);
+                        }
+                    } else {
+                        // 429, 4xx, unusable body: the server is up.
+                        self.window.outcome(is_429);
+                        self.breaker.alive();
                     }
-                    if !e.is_retriable() || retry >= self.cfg.max_retries {
+                    if !e.is_retriable() {
+                        return Err(e);
+                    }
+                    if paused {
+                        // The endpoint is down: the breaker holds this call until a
+                        // probe gets through, and the wait costs it no retry.
+                        tracing::debug!(teacher = %self.name, "endpoint down ({}): waiting for it", e.class());
+                        continue;
+                    }
+                    if retry >= self.retry_limit(&e) {
                         return Err(e);
                     }
                     let asked = match &e {
@@ -526,6 +681,17 @@ impl Client {
                     retry += 1;
                 }
             }
+        }
+    }
+
+    /// Retries a fault may have. An unusable body usually comes back the same for the
+    /// same request (the measured case: a prompt the server cannot answer), so it gets
+    /// two, not `max_retries`: enough for a proxy's one-off glitch, cheap for a prompt
+    /// that always fails.
+    fn retry_limit(&self, e: &TeacherError) -> u32 {
+        match e {
+            TeacherError::BadResponse(_) => self.cfg.max_retries.min(2),
+            _ => self.cfg.max_retries,
         }
     }
 }
@@ -547,19 +713,109 @@ impl Teacher for Client {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn window_halves_once_per_event_and_regrows() {
-        let w = Window::new(8);
-        let p = w.acquire().await;
-        let e = p.epoch;
-        drop(p);
-        w.throttled(e);
-        w.throttled(e); // same congestion event: no second halving
-        assert_eq!(w.stats().1, 4);
-        for _ in 0..4 {
-            w.success();
+    #[test]
+    fn isolated_429s_leave_the_window_alone() {
+        // The trickle: 2.5% of answers are 429, spread over time. The old AIMD
+        // window halved on each and settled near 10 of 64.
+        let w = Window::new(64);
+        let t0 = Instant::now();
+        for i in 0..4000u64 {
+            let at = t0 + Duration::from_millis(i); // 1,000 answers per second
+            w.outcome_at(at, i % 40 == 0);
         }
-        assert_eq!(w.stats().1, 5);
+        assert_eq!(w.stats().1, 64);
+    }
+
+    #[test]
+    fn sustained_throttling_halves_once_a_second_and_recovers() {
+        let w = Window::new(64);
+        let t0 = Instant::now();
+        // 1 s of 50% 429s at 100 answers/s: one cut (CUT_EVERY), not fifty.
+        for i in 0..100u64 {
+            w.outcome_at(t0 + Duration::from_millis(10 * i), i % 2 == 0);
+        }
+        assert_eq!(w.stats().1, 32);
+        // Still throttled in the next second: one more cut.
+        for i in 100..200u64 {
+            w.outcome_at(t0 + Duration::from_millis(10 * i), i % 2 == 0);
+        }
+        assert_eq!(w.stats().1, 16);
+        // Throttling stops; once the span has forgotten the 429s, each success adds a
+        // slot, so the window is back at its cap within a few dozen answers.
+        let later = t0 + Duration::from_secs(8);
+        for i in 0..60u64 {
+            w.outcome_at(later + Duration::from_millis(i), false);
+        }
+        assert_eq!(w.stats().1, 64);
+    }
+
+    fn breaker_cfg(open_after: u32, cooldown: f64, outage: f64) -> TeacherConfig {
+        let mut c = TeacherConfig::new(crate::config::Provider::Openai, "m");
+        c.breaker_min_failures = open_after;
+        c.breaker_cooldown_secs = cooldown;
+        c.max_outage_secs = outage;
+        c.timeout_secs = 1.0;
+        c
+    }
+
+    #[tokio::test]
+    async fn breaker_opens_on_consecutive_faults_then_half_opens_and_closes() {
+        let b = Breaker::new("t", &breaker_cfg(3, 0.1, 60.0));
+        let e = TeacherError::Connect("refused".into());
+        assert!(!b.fault(&e, false));
+        b.alive(); // an answer in between resets the count
+        assert!(!b.fault(&e, false));
+        assert!(!b.fault(&e, false));
+        assert!(b.fault(&e, false));
+        assert!(b.open.load(Ordering::Relaxed));
+        // Callers wait out the cooldown; the first after it is the probe.
+        let t = Instant::now();
+        assert!(b.admit().await.unwrap());
+        assert!(
+            t.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            t.elapsed()
+        );
+        // While the probe is out, another caller waits for its outcome.
+        let waiter = async { b.admit().await };
+        let closer = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            b.alive();
+        };
+        let (w, ()) = tokio::join!(waiter, closer);
+        assert!(
+            !w.unwrap(),
+            "after the probe's answer calls go on as normal"
+        );
+        assert!(!b.open.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn failed_probes_back_off_and_the_outage_limit_stops_calls() {
+        let b = Breaker::new("t", &breaker_cfg(1, 0.05, 0.4));
+        let e = TeacherError::Connect("refused".into());
+        assert!(b.fault(&e, false));
+        let t = Instant::now();
+        let mut probes = 0;
+        let err = loop {
+            match b.admit().await {
+                Ok(true) => {
+                    probes += 1;
+                    b.fault(&e, true);
+                }
+                Ok(false) => panic!("closed without an answer"),
+                Err(err) => break err,
+            }
+        };
+        // Cooldowns 0.1, 0.2 (doubled per failed probe) fit about twice in 0.4 s.
+        assert!((1..=4).contains(&probes), "{probes} probes");
+        assert!(
+            t.elapsed() >= Duration::from_millis(390),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(err.is_fatal_for_step());
+        assert!(err.to_string().contains("down for"), "{err}");
     }
 
     #[tokio::test]

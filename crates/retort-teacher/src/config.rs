@@ -76,14 +76,23 @@ fn default_retry_max_ms() -> u64 {
 fn default_max_retry_wait() -> f64 {
     300.0
 }
-fn default_breaker_window() -> f64 {
-    60.0
-}
+/// Ten consecutive faults with no answer in between: with 20% of requests failing at
+/// random that happens about once in ten million attempts, while a dead endpoint gets
+/// there within one round of in-flight calls.
 fn default_breaker_min() -> u32 {
     10
 }
-fn default_breaker_ratio() -> f64 {
-    0.5
+/// First pause before the breaker probes a down endpoint; doubles per failed probe up
+/// to [`BREAKER_COOLDOWN_MAX_SECS`]. One second keeps a short restart cheap.
+fn default_breaker_cooldown() -> f64 {
+    1.0
+}
+/// Longest pause between two probes of a down endpoint, in seconds.
+pub const BREAKER_COOLDOWN_MAX_SECS: f64 = 15.0;
+/// Ten minutes: long enough for a server restart, a redeploy or a short network cut,
+/// short enough that a dead endpoint does not hold a run for hours.
+fn default_max_outage() -> f64 {
+    600.0
 }
 fn default_cooldown() -> f64 {
     15.0
@@ -151,8 +160,9 @@ pub struct TeacherConfig {
     /// with reported usage). Unset: no limit.
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
-    /// Most requests in flight at once. The client starts there, halves on 429 and
-    /// grows back by one per window of successes.
+    /// Most requests in flight at once. The client starts there; only sustained
+    /// throttling (many 429s in the last seconds) shrinks its window, which grows back
+    /// once the 429s stop (see the client docs).
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
     /// Retries after the first attempt for 429, 5xx, timeouts, connection errors and
@@ -177,16 +187,19 @@ pub struct TeacherConfig {
     /// Price in $ per million completion tokens.
     #[serde(default)]
     pub price_output_per_mtok: Option<f64>,
-    /// Circuit breaker: sliding window in seconds over which failures are counted.
-    #[serde(default = "default_breaker_window")]
-    pub breaker_window_secs: f64,
-    /// Circuit breaker: fewest non-429 failed attempts in the window before it may open.
+    /// Circuit breaker: consecutive endpoint faults (connection, timeout, 5xx; not 429,
+    /// 4xx or unusable bodies) with no answer in between that open it. While open,
+    /// calls wait instead of being sent; probes test the endpoint.
     #[serde(default = "default_breaker_min")]
     pub breaker_min_failures: u32,
-    /// Circuit breaker: share of attempts in the window that failed (not counting 429)
-    /// at which it opens. It then stays open: every further call fails fast.
-    #[serde(default = "default_breaker_ratio")]
-    pub breaker_failure_ratio: f64,
+    /// Circuit breaker: seconds before the first probe of a down endpoint (doubling
+    /// per failed probe, at most 15 s).
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_secs: f64,
+    /// How long calls wait out a down endpoint before the step stops with "the
+    /// endpoint has been down for …; rerun to resume".
+    #[serde(default = "default_max_outage")]
+    pub max_outage_secs: f64,
     /// Endpoint pool: seconds a failing endpoint gets no traffic.
     #[serde(default = "default_cooldown")]
     pub endpoint_cooldown_secs: f64,
@@ -257,9 +270,9 @@ impl TeacherConfig {
             max_retry_wait_secs: default_max_retry_wait(),
             price_input_per_mtok: None,
             price_output_per_mtok: None,
-            breaker_window_secs: default_breaker_window(),
             breaker_min_failures: default_breaker_min(),
-            breaker_failure_ratio: default_breaker_ratio(),
+            breaker_cooldown_secs: default_breaker_cooldown(),
+            max_outage_secs: default_max_outage(),
             endpoint_cooldown_secs: default_cooldown(),
             endpoint_failures_before_cooldown: default_cooldown_after(),
             anthropic_version: None,
@@ -360,11 +373,15 @@ impl TeacherConfig {
                 self.timeout_secs
             ));
         }
-        if !(self.breaker_failure_ratio > 0.0 && self.breaker_failure_ratio <= 1.0) {
-            errs.push(format!(
-                "breaker_failure_ratio = {} (hint: a share in (0, 1], default 0.5)",
-                self.breaker_failure_ratio
-            ));
+        for (name, v, default) in [
+            ("breaker_cooldown_secs", self.breaker_cooldown_secs, "1"),
+            ("max_outage_secs", self.max_outage_secs, "600"),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                errs.push(format!(
+                    "{name} = {v} (hint: a positive number of seconds, default {default})"
+                ));
+            }
         }
         for (name, p) in [
             ("price_input_per_mtok", self.price_input_per_mtok),

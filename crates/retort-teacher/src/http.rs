@@ -19,6 +19,7 @@ use crate::api::{
     Backend, ChatRequest, ChatResponse, Embedder, FinishReason, RawChat, TeacherError, Usage,
 };
 use crate::config::{EmbedderConfig, EndpointConfig, Provider, TeacherConfig};
+use crate::ratelimit::RateHeaders;
 use crate::secret::Secret;
 
 /// Builds the HTTP backend a teacher config asks for (`openai` or `anthropic`).
@@ -354,7 +355,7 @@ async fn send_json(
     body: Vec<u8>,
     key: Option<&Secret>,
     timeout_ms: u64,
-) -> Result<bytes::Bytes, TeacherError> {
+) -> Result<(bytes::Bytes, Option<RateHeaders>), TeacherError> {
     let resp = http
         .post(url)
         .body(body)
@@ -363,6 +364,7 @@ async fn send_json(
         .map_err(|e| classify_reqwest(e, base, timeout_ms))?;
     let status = resp.status().as_u16();
     let retry_after_ms = parse_retry_after(resp.headers());
+    let rate = RateHeaders::from_headers(resp.headers());
     let body = resp
         .bytes()
         .await
@@ -374,7 +376,7 @@ async fn send_json(
             retry_after_ms,
         });
     }
-    Ok(body)
+    Ok((body, rate))
 }
 
 fn estimate_usage(req: &ChatRequest, content: &str) -> Usage {
@@ -613,7 +615,7 @@ impl Backend for OpenAiBackend {
         let body = with_extra(&wire, &self.cfg.extra_body)?;
         let i = self.pool.pick();
         let result = async {
-            let bytes = send_json(
+            let (bytes, rate) = send_json(
                 &self.http,
                 self.pool.url(i),
                 self.pool.base(i),
@@ -630,7 +632,11 @@ impl Backend for OpenAiBackend {
             }
             let raw = String::from_utf8(bytes.to_vec())
                 .map_err(|_| TeacherError::BadResponse("answer is not UTF-8".to_string()))?;
-            Ok(RawChat { response, raw })
+            Ok(RawChat {
+                response,
+                raw,
+                rate,
+            })
         }
         .await;
         self.pool.report(i, EndpointOutcome::of(&result));
@@ -811,7 +817,7 @@ impl Backend for AnthropicBackend {
         let body = with_extra(&wire, &self.cfg.extra_body)?;
         let i = self.pool.pick();
         let result = async {
-            let bytes = send_json(
+            let (bytes, rate) = send_json(
                 &self.http,
                 self.pool.url(i),
                 self.pool.base(i),
@@ -823,7 +829,11 @@ impl Backend for AnthropicBackend {
             let response = self.parse(&bytes)?;
             let raw = String::from_utf8(bytes.to_vec())
                 .map_err(|_| TeacherError::BadResponse("answer is not UTF-8".to_string()))?;
-            Ok(RawChat { response, raw })
+            Ok(RawChat {
+                response,
+                raw,
+                rate,
+            })
         }
         .await;
         self.pool.report(i, EndpointOutcome::of(&result));
@@ -914,7 +924,7 @@ impl OpenAiEmbedder {
                 self.timeout_ms,
             )
             .await
-            .and_then(|b| self.parse(&b, texts.len()));
+            .and_then(|(b, _)| self.parse(&b, texts.len()));
             match r {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retriable() && attempt < self.max_retries => {

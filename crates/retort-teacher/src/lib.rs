@@ -26,6 +26,7 @@ mod cache;
 mod client;
 mod config;
 mod http;
+mod ratelimit;
 mod secret;
 
 pub use accounting::{
@@ -39,4 +40,5 @@ pub use http::{
     api_url, apply_defaults, http_backend, parse_retry_after, AnthropicBackend, EndpointOutcome,
     EndpointPool, EndpointStats, OpenAiBackend, OpenAiEmbedder,
 };
+pub use ratelimit::{parse_reset, Pacer, RateHeaders};
 pub use secret::{is_secret_header, redact_headers, Secret};

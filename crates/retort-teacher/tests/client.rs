@@ -253,31 +253,195 @@ async fn retry_after_ms_is_honoured_without_holding_up_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn breaker_trips_quickly_on_dead_endpoint() {
+async fn dead_endpoint_pauses_calls_then_stops_them_past_max_outage() {
     let mut c = cfg(&refused_port_url());
     c.max_retries = 8;
     c.retry_base_ms = 100;
     c.retry_max_ms = 2000;
+    c.breaker_cooldown_secs = 0.2;
+    c.max_outage_secs = 1.5;
     let s = shared(None, true);
     let cl = client(&c, &s);
     let t0 = Instant::now();
     let rs = join_all((0..200).map(|i| cl.chat("s", req(format!("p{i}"))))).await;
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert!(rs.iter().all(|r| r.is_err()));
-    let open = rs
+    // Calls wait out the outage (probing) instead of failing at once, and stop together
+    // once it lasts longer than max_outage_secs.
+    assert!(took >= Duration::from_millis(1400), "took {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let outage = rs
         .iter()
-        .filter(|r| matches!(r, Err(TeacherError::CircuitOpen(_))))
+        .filter(|r| matches!(r, Err(TeacherError::Outage(_))))
         .count();
-    assert!(open >= 100, "only {open} of 200 stopped by the breaker");
+    assert!(outage >= 150, "only {outage} of 200 stopped as an outage");
+    let e = rs.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert!(rs.iter().all(|r| r.is_err()));
     assert!(cl.stats().breaker_open);
-    // Later calls fail fast with a clear message, sending nothing.
-    let before = s.accounting.snapshot().total.requests;
-    let e = cl.chat("s", req("later")).await.unwrap_err();
+    let e = rs
+        .iter()
+        .find_map(|r| match r {
+            Err(e @ TeacherError::Outage(_)) => Some(e),
+            _ => None,
+        })
+        .unwrap_or(e);
     assert!(e.is_fatal_for_step());
-    assert!(e.to_string().contains("failed"), "{e}");
-    assert_eq!(s.accounting.snapshot().total.requests, before);
-    assert!(before < 400, "{before} attempts against a dead endpoint");
+    assert!(e.to_string().contains("down for"), "{e}");
+    // While down only probes go out, not 200 calls × 9 attempts.
+    let sent = s.accounting.snapshot().total.requests;
+    assert!(sent < 400, "{sent} attempts against a dead endpoint");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_half_opens_after_an_outage_and_calls_go_on() {
+    let mock = MockServer::start(MockConfig {
+        record: false,
+        latency: Duration::from_millis(5),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = cfg(&mock.base_url());
+    c.max_in_flight = 32;
+    c.max_retries = 2;
+    c.breaker_cooldown_secs = 0.2;
+    c.max_outage_secs = 30.0;
+    let s = shared(None, true);
+    let cl = client(&c, &s);
+    let calls = join_all((0..600).map(|i| {
+        let cl = cl.clone();
+        async move { cl.chat("s", req(format!("p{i}"))).await }
+    }));
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        mock.outage(Duration::from_secs(2)).await;
+    };
+    let t0 = Instant::now();
+    let (rs, ()) = tokio::join!(calls, outage);
+    let failed: Vec<_> = rs.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} calls failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(!cl.stats().breaker_open, "the breaker closed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_429s_do_not_shrink_the_window() {
+    // The trickle: 2.5% of requests answered 429 with Retry-After. The old
+    // window halved on each isolated 429 and settled near 10 of 64.
+    let mock = MockServer::start(MockConfig {
+        rate_429: 0.025,
+        retry_after_ms: 100,
+        record: false,
+        latency: Duration::from_millis(2),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = cfg(&mock.base_url());
+    c.max_in_flight = 64;
+    let s = shared(None, true);
+    let cl = client(&c, &s);
+    let mut smallest = 64;
+    let calls = join_all((0..3000).map(|i| {
+        let cl = cl.clone();
+        async move { cl.chat("s", req(format!("p{i}"))).await }
+    }));
+    tokio::pin!(calls);
+    let rs = loop {
+        tokio::select! {
+            rs = &mut calls => break rs,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {
+                smallest = smallest.min(cl.stats().window);
+            }
+        }
+    };
+    assert!(rs.iter().all(|r| r.is_ok()));
+    assert!(mock.requests() > 3000, "some 429s were injected");
+    assert_eq!(smallest, 64, "the window shrank on isolated 429s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_429s_shrink_the_window_and_it_recovers() {
+    // The first 200 attempts of requests matching "hot" are throttled; the rest pass.
+    let mock = MockServer::start(MockConfig {
+        error_rules: vec![ErrorRule {
+            pattern: Regex::new("hot").unwrap(),
+            times: 200,
+            error: Injected::TooMany {
+                retry_after_ms: 20,
+                style: RetryAfterStyle::Millis,
+            },
+        }],
+        record: false,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = cfg(&mock.base_url());
+    c.max_in_flight = 64;
+    c.max_retries = 30;
+    let s = shared(None, true);
+    let cl = client(&c, &s);
+    let hot = join_all((0..64).map(|i| {
+        let cl = cl.clone();
+        async move { cl.chat("s", req(format!("hot {i}"))).await }
+    }))
+    .await;
+    assert!(hot.iter().all(|r| r.is_ok()), "429s are retried, not final");
+    assert!(
+        cl.stats().window < 64,
+        "sustained throttling shrank the window"
+    );
+    // Once the 429s stop (and the span forgets them) successes grow it back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let cool = join_all((0..400).map(|i| {
+        let cl = cl.clone();
+        async move { cl.chat("s", req(format!("cool {i}"))).await }
+    }))
+    .await;
+    assert!(cool.iter().all(|r| r.is_ok()));
+    assert_eq!(cl.stats().window, 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_with_an_unusable_body_fails_alone_and_the_breaker_stays_closed() {
+    let mock = MockServer::start(MockConfig {
+        error_rules: vec![ErrorRule {
+            pattern: Regex::new("^bad").unwrap(),
+            times: u64::MAX,
+            error: Injected::InvalidJson,
+        }],
+        record: false,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = cfg(&mock.base_url());
+    c.breaker_min_failures = 3;
+    let s = shared(None, true);
+    let cl = client(&c, &s);
+    let rs = join_all((0..200).map(|i| {
+        let cl = cl.clone();
+        let p = if i % 5 == 0 {
+            format!("bad {i}")
+        } else {
+            format!("good {i}")
+        };
+        async move { cl.chat("s", req(p)).await }
+    }))
+    .await;
+    for (i, r) in rs.iter().enumerate() {
+        if i % 5 == 0 {
+            assert_eq!(r.as_ref().unwrap_err().class(), "bad_response", "{r:?}");
+        } else {
+            assert!(r.is_ok(), "{r:?}");
+        }
+    }
+    assert!(!cl.stats().breaker_open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,6 +80,11 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         /// the loads and everything downstream in full, never mistaking the trial for it.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
+        /// Redo the records whose committed failures have one of these classes
+        /// (comma-separated, e.g. parse,bad_response; all classes when given alone).
+        /// Unchanged requests come from the cache, so a parser fix recovers paid answers.
+        #[arg(long, value_name = "CLASS,…", num_args = 0..=1, default_missing_value = "")]
+        retry_failed: Option<String>,
     },
     /// Check a pipeline file and report every problem at once.
     #[command(
@@ -294,6 +299,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             no_cache,
             threads,
             limit,
+            retry_failed,
         } => {
             let plan = match retort_runner::compile_limited(&pipeline, &sets, limit) {
                 Ok(p) => p,
@@ -308,6 +314,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 no_cache,
                 quiet: cli.quiet,
                 threads,
+                retry_failed: retry_failed.map(|c| {
+                    c.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }),
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let factory: Arc<dyn retort_runner::Factory> = Arc::new(factory::CliFactory);

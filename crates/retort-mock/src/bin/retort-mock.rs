@@ -17,6 +17,13 @@ struct Args {
     /// Delay before every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Draw each delay from a lognormal with this mean, in milliseconds (replaces
+    /// `--latency-ms`).
+    #[arg(long)]
+    latency_mean_ms: Option<u64>,
+    /// Sigma of the lognormal delay.
+    #[arg(long, default_value_t = 1.0)]
+    latency_sigma: f64,
     /// Share of requests answered 429.
     #[arg(long, default_value_t = 0.0)]
     rate_429: f64,
@@ -32,6 +39,9 @@ struct Args {
     /// Share of requests that hang.
     #[arg(long, default_value_t = 0.0)]
     rate_hang: f64,
+    /// How long a hung request hangs, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    hang_ms: u64,
     /// Share of answers with a cut JSON body.
     #[arg(long, default_value_t = 0.0)]
     rate_truncated: f64,
@@ -41,6 +51,21 @@ struct Args {
     /// Share of answers with `finish_reason = length`.
     #[arg(long, default_value_t = 0.0)]
     rate_length: f64,
+    /// Share of prompts answered with a non-JSON body on every attempt.
+    #[arg(long, default_value_t = 0.0)]
+    rate_bad_prompt: f64,
+    /// Go down once when this many chat requests have arrived (see `--outage-secs`).
+    #[arg(long, requires = "outage_secs")]
+    outage_after_requests: Option<u64>,
+    /// How long the outage lasts, in seconds.
+    #[arg(long)]
+    outage_secs: Option<f64>,
+    /// Requests-per-minute quota with rate-limit headers; 429 when exhausted.
+    #[arg(long)]
+    quota_rpm: Option<u64>,
+    /// With `--quota-rpm`, also send `anthropic-ratelimit-requests-*` on /v1/messages.
+    #[arg(long)]
+    anthropic_headers: bool,
     /// Scripted reply `REGEX=REPLY` (repeatable; first match wins).
     #[arg(long = "rule")]
     rules: Vec<String>,
@@ -53,6 +78,20 @@ struct Args {
     /// Random seed of the injection.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+}
+
+/// Ctrl-C, or (on unix) SIGTERM, so `kill PID` still prints the request count.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -78,6 +117,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         rate_500: a.rate_500,
         rate_hang: a.rate_hang,
+        hang_for: Duration::from_millis(a.hang_ms),
+        latency_mean: a.latency_mean_ms.map(Duration::from_millis),
+        latency_sigma: a.latency_sigma,
+        rate_bad_prompt: a.rate_bad_prompt,
+        outage_after: a
+            .outage_after_requests
+            .zip(a.outage_secs)
+            .map(|(n, s)| (n, Duration::from_secs_f64(s))),
+        quota_rpm: a.quota_rpm,
+        anthropic_headers: a.anthropic_headers,
         rate_truncated: a.rate_truncated,
         rate_invalid: a.rate_invalid,
         rate_length: a.rate_length,
@@ -93,8 +142,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(async move {
         let server = MockServer::start_on(cfg, a.listen).await?;
         println!("retort-mock listening on {}", server.base_url());
-        tokio::signal::ctrl_c().await?;
-        println!("served {} requests", server.requests());
+        stop_signal().await?;
+        println!(
+            "served {} requests ({} chat, {} messages, {} embeddings; {} outages)",
+            server.requests(),
+            server.chat_requests(),
+            server.messages_requests(),
+            server.embedding_requests(),
+            server.outages()
+        );
         Ok(())
     })
 }
