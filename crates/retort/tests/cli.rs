@@ -915,3 +915,303 @@ print(len(t), len(s), ok, ok2, '' if ok else t[0])",
     // Every prompt was judged in both orders: 2 calls per prompt.
     assert_eq!(judge.chat_requests(), 20);
 }
+
+// ------------------------------------------------------------------------------------
+// The teacher-call engine through the binary: continuous calls, outages, transient
+// faults left pending, --retry-failed, resume after completion-order commits.
+// ------------------------------------------------------------------------------------
+
+/// `n` prompts and a load → respond → export pipeline against `base`, with extra
+/// teacher keys.
+fn respond_pipeline(d: &Path, base: &str, n: usize, concurrency: usize, teacher_extra: &str) {
+    let rows: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"p{i}\", \"instruction\": \"Question {i}: explain topic {}.\"}}\n",
+                i % 97
+            )
+        })
+        .collect();
+    write(d, "prompts.jsonl", &rows);
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"
+name = "engine"
+[teachers.api]
+provider = "openai"
+base_url = "{base}"
+model = "mock-model"
+max_in_flight = {concurrency}
+retry_base_ms = 5
+retry_max_ms = 50
+{teacher_extra}
+[[step]]
+id = "prompts"
+kind = "load"
+path = "prompts.jsonl"
+[[step]]
+id = "answers"
+kind = "respond"
+after = ["prompts"]
+teacher = "api"
+concurrency = {concurrency}
+max_tokens = 64
+[[step]]
+id = "out"
+kind = "export"
+after = ["answers"]
+format = "alpaca"
+path = "out.parquet"
+"#
+        ),
+    );
+}
+
+/// Sorted (id, output) pairs of an export, with the row count and distinct ids.
+fn export_rows(path: &Path) -> String {
+    py(&format!(
+        "import pyarrow.parquet as pq, hashlib\n\
+t=pq.read_table('{}').to_pylist()\n\
+rows=sorted((r['instruction'], r['output']) for r in t)\n\
+print(len(t), len(set(r['instruction'] for r in t)), hashlib.sha256(repr(rows).encode()).hexdigest()[:16])",
+        path.display()
+    ))
+}
+
+fn failure_classes(run_dir: &Path) -> String {
+    py(&format!(
+        "import pyarrow.parquet as pq, collections\n\
+t=pq.read_table('{}').to_pylist()\n\
+print(sorted(collections.Counter(r['class'] for r in t).items()))",
+        run_dir.join("failures.parquet").display()
+    ))
+}
+
+#[test]
+fn a_server_down_for_seconds_mid_run_loses_nothing() {
+    // The server stops answering (connections refused and reset) for 2 s after 300
+    // requests. The old engine committed those records as `connect` failures, or its
+    // breaker opened for good and stopped the step.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            latency: Duration::from_millis(5),
+            outage_after: Some((300, Duration::from_secs(2))),
+            record: false,
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 1000, 32, "breaker_cooldown_secs = 0.2");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(mock.outages(), 1, "the outage happened");
+    let rows = export_rows(&d.join("run/out.parquet"));
+    assert!(rows.starts_with("1000 1000 "), "{rows}");
+    assert_eq!(failure_classes(&d.join("run")), "[]");
+}
+
+#[test]
+fn an_outage_past_max_outage_leaves_records_pending_and_the_same_command_finishes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            latency: Duration::from_millis(5),
+            outage_after: Some((300, Duration::from_secs(4))),
+            record: false,
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(
+        d,
+        &mock.base_url(),
+        1000,
+        32,
+        "breaker_cooldown_secs = 0.2\nmax_outage_secs = 1",
+    );
+    let t0 = Instant::now();
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(
+        !o.status.success(),
+        "the step stops while the server is down"
+    );
+    let out = text(&o);
+    assert!(out.contains("has been down for"), "{out}");
+    assert!(out.contains("run the same command again"), "{out}");
+    // Nothing transient became a failure row; the manifest says so.
+    assert_eq!(failure_classes(&d.join("run")), "[]");
+    let m = manifest(&d.join("run/manifest.json"));
+    assert_eq!(m["status"], "failed");
+    // Wait for the server to come back, then the same command finishes the job.
+    std::thread::sleep(
+        Duration::from_secs(4).saturating_sub(t0.elapsed()) + Duration::from_millis(500),
+    );
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = export_rows(&d.join("run/out.parquet"));
+    assert!(rows.starts_with("1000 1000 "), "{rows}");
+    assert_eq!(failure_classes(&d.join("run")), "[]");
+}
+
+#[test]
+fn retry_failed_redoes_the_chosen_classes_only() {
+    // Prompts 7 and 13 get unusable bodies for their first 3 attempts each (the client
+    // tries an unusable body 3 times), so the first run records them as bad_response;
+    // --retry-failed bad_response asks again and gets answers.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            error_rules: vec![retort_mock::ErrorRule {
+                pattern: regex::Regex::new(r"^Question (7|13):").unwrap(),
+                times: 6,
+                error: retort_mock::Injected::InvalidJson,
+            }],
+            record: false,
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 50, 4, "");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(export_rows(&d.join("run/out.parquet")).starts_with("48 48 "));
+    assert_eq!(failure_classes(&d.join("run")), "[('bad_response', 2)]");
+    // Another class: nothing to redo, nothing asked.
+    let before = mock.chat_requests();
+    let o = run(
+        &["run", "p.toml", "--out", "run", "--retry-failed", "parse"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(mock.chat_requests(), before);
+    assert_eq!(failure_classes(&d.join("run")), "[('bad_response', 2)]");
+    // The chosen class: exactly the two records are asked again.
+    let o = run(
+        &[
+            "run",
+            "p.toml",
+            "--out",
+            "run",
+            "--retry-failed",
+            "bad_response",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(mock.chat_requests(), before + 2);
+    assert!(export_rows(&d.join("run/out.parquet")).starts_with("50 50 "));
+    assert_eq!(failure_classes(&d.join("run")), "[]");
+}
+
+#[test]
+fn sigkill_during_completion_order_commits_then_rerun_equals_an_uninterrupted_run() {
+    // Long-tailed latency makes records finish out of order, so the killed run's
+    // commits have gaps; the rerun must fill exactly those.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            latency_mean: Some(Duration::from_millis(20)),
+            latency_sigma: 1.0,
+            record: false,
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 4000, 64, "");
+    let o = run(&["run", "p.toml", "--out", "ref"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let reference = export_rows(&d.join("ref/out.parquet"));
+    assert!(reference.starts_with("4000 4000 "), "{reference}");
+
+    let mut child = retort()
+        .args(["run", "p.toml", "--out", "crashed"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let step_dir = d.join("crashed/steps/answers");
+    let start = Instant::now();
+    loop {
+        let parts = std::fs::read_dir(&step_dir)
+            .map(|r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .map(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                        .unwrap_or(false)
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        if parts >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "respond never committed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let state = std::fs::read_to_string(step_dir.join("state.json")).unwrap();
+    assert!(
+        state.contains("\"done\": false"),
+        "the kill should land mid-step: {state}"
+    );
+    // The committed positions are not a prefix: records finished out of order.
+    let gaps = py(&format!(
+        "import pyarrow.parquet as pq, json, glob\n\
+done=set(x for p in glob.glob('{}/part-*.parquet') for a,b in json.loads(pq.read_metadata(p).metadata[b'retort.done']) for x in range(a,b))\n\
+print(len(done)>0 and max(done)+1>len(done))",
+        step_dir.display()
+    ));
+    assert_eq!(gaps, "True", "expected completion-order commits with gaps");
+    let o = run(&["run", "p.toml", "--out", "crashed"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(export_rows(&d.join("crashed/out.parquet")), reference);
+}
+
+#[test]
+fn one_slow_call_holds_only_its_own_slot() {
+    // Prompt 0's request takes 2 s; the other 1,999 take 5 ms at 64 in flight. The old
+    // engine committed per 1,024-record batch in input order, so the slow call held its
+    // whole batch (and the next batch waited for it): part 0 came after 2 s with
+    // record 0 and 1,023 others. Now the others are committed as they finish and the
+    // slow record comes alone at the end.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt
+        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
+            latency: Duration::from_millis(5),
+            hang_for: Duration::from_secs(2),
+            error_rules: vec![retort_mock::ErrorRule {
+                pattern: regex::Regex::new(r"^Question 0:").unwrap(),
+                times: 1,
+                error: retort_mock::Injected::Hang,
+            }],
+            record: false,
+            ..Default::default()
+        }))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 2000, 64, "timeout_secs = 10");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let parts = py(&format!(
+        "import pyarrow.parquet as pq, glob\n\
+ps=sorted(glob.glob('{}/part-*.parquet'))\n\
+ids=[pq.read_table(p).column('id').to_pylist() for p in ps]\n\
+print(sum(len(i) for i in ids[:-1]), ids[-1])",
+        d.join("run/steps/answers").display()
+    ));
+    assert_eq!(parts, "1999 ['p0']");
+    assert!(export_rows(&d.join("run/out.parquet")).starts_with("2000 2000 "));
+}
