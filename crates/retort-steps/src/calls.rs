@@ -195,7 +195,8 @@ async fn run_pool_with(
     let mut delayed: Vec<(Instant, Job)> = Vec::new();
     let mut live: FuturesUnordered<BoxFut<'_, (Job, Result<Batch, StepError>)>> =
         FuturesUnordered::new();
-    let mut reading: Option<BoxFut<'_, (Inputs, Result<Option<Positioned>, StepError>)>> = None;
+    type Read = (Inputs, Result<Option<Positioned>, StepError>);
+    let mut reading: Option<BoxFut<'_, Read>> = None;
     type Committed<'a> = (&'a mut dyn OutputSink, Result<(), StepError>);
     let mut committing: Option<BoxFut<'_, Committed<'_>>> = None;
     let mut input_done = false;
@@ -390,12 +391,15 @@ mod tests {
     use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;
 
+    /// Per prompt and attempt number: how long the call takes and whether it fails.
+    type Script = Box<dyn Fn(&str, u32) -> (Duration, Result<(), TeacherError>) + Send + Sync>;
+
     /// A teacher whose behaviour per prompt is a function of the prompt and how many
     /// times it was asked.
     struct Fake {
         asked: Mutex<BTreeMap<String, u32>>,
         answered: AtomicU64,
-        f: Box<dyn Fn(&str, u32) -> (Duration, Result<(), TeacherError>) + Send + Sync>,
+        f: Script,
     }
 
     #[async_trait]

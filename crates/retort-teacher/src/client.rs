@@ -137,23 +137,34 @@ impl Window {
         }
     }
 
+    /// Takes a slot if one is free, without waiting.
+    fn try_take(&self) -> Option<Permit<'_>> {
+        let mut s = self.state.lock().expect("window lock");
+        if s.in_flight < s.limit {
+            s.in_flight += 1;
+            let wake_more = s.in_flight < s.limit;
+            drop(s);
+            if wake_more {
+                // Pass the baton: several slots may have opened at once.
+                self.notify.notify_one();
+            }
+            return Some(Permit { w: self });
+        }
+        None
+    }
+
     async fn acquire(&self) -> Permit<'_> {
+        // Fast path without registering a waiter (a measurable share of each call at
+        // 20k calls/s).
+        if let Some(p) = self.try_take() {
+            return p;
+        }
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut s = self.state.lock().expect("window lock");
-                if s.in_flight < s.limit {
-                    s.in_flight += 1;
-                    let wake_more = s.in_flight < s.limit;
-                    drop(s);
-                    if wake_more {
-                        // Pass the baton: several slots may have opened at once.
-                        self.notify.notify_one();
-                    }
-                    return Permit { w: self };
-                }
+            if let Some(p) = self.try_take() {
+                return p;
             }
             notified.await;
         }
@@ -275,6 +286,10 @@ impl Breaker {
 
     /// Waits while the endpoint is down. `Ok(true)` makes the caller the probe.
     async fn admit(&self) -> Result<bool, TeacherError> {
+        // Fast path: a closed breaker costs one atomic load per call, no lock.
+        if !self.open.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -327,7 +342,7 @@ impl Breaker {
             s.mode = Mode::Closed;
             s.outage_since = None;
             s.cooldown = self.first_cooldown;
-            self.open.store(false, Ordering::Relaxed);
+            self.open.store(false, Ordering::Release);
             drop(s);
             tracing::warn!(
                 "teacher {}: the endpoint answers again after {down:.1} s; calls go on",
@@ -360,7 +375,7 @@ impl Breaker {
                     until: now + s.cooldown,
                 };
                 s.outage_since = Some(now);
-                self.open.store(true, Ordering::Relaxed);
+                self.open.store(true, Ordering::Release);
                 tracing::warn!(
                     "teacher {}: {} endpoint faults in a row (last: {err}); pausing its calls and probing every {:.1}–{} s for up to {:.0} s",
                     self.teacher,

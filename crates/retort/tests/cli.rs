@@ -66,6 +66,32 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// Waits (at most 60 s) until a step folder holds `n` committed part files.
+fn wait_for_parts(step_dir: &Path, n: usize) {
+    let start = Instant::now();
+    loop {
+        let parts = std::fs::read_dir(step_dir)
+            .map(|r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .map(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                        .unwrap_or(false)
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        if parts >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} never committed {n} parts",
+            step_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A JSONL of `n` Alpaca-shaped rows; every 3rd row has an input.
 fn big_jsonl(path: &Path, n: usize) {
     use std::io::Write;
@@ -394,27 +420,7 @@ path = "out.parquet"
         .spawn()
         .unwrap();
     let load_dir = d.join("crashed/steps/l");
-    let start = Instant::now();
-    loop {
-        let parts = std::fs::read_dir(&load_dir)
-            .map(|r| {
-                r.filter(|e| {
-                    e.as_ref()
-                        .map(|e| e.file_name().to_string_lossy().starts_with("part-"))
-                        .unwrap_or(false)
-                })
-                .count()
-            })
-            .unwrap_or(0);
-        if parts >= 3 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "load never committed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_parts(&load_dir, 3);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let state = std::fs::read_to_string(load_dir.join("state.json")).unwrap();
@@ -1138,27 +1144,7 @@ fn sigkill_during_completion_order_commits_then_rerun_equals_an_uninterrupted_ru
         .spawn()
         .unwrap();
     let step_dir = d.join("crashed/steps/answers");
-    let start = Instant::now();
-    loop {
-        let parts = std::fs::read_dir(&step_dir)
-            .map(|r| {
-                r.filter(|e| {
-                    e.as_ref()
-                        .map(|e| e.file_name().to_string_lossy().starts_with("part-"))
-                        .unwrap_or(false)
-                })
-                .count()
-            })
-            .unwrap_or(0);
-        if parts >= 2 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "respond never committed"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_parts(&step_dir, 2);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let state = std::fs::read_to_string(step_dir.join("state.json")).unwrap();
