@@ -295,7 +295,7 @@ async fn dead_endpoint_pauses_calls_then_stops_them_past_max_outage() {
 async fn breaker_half_opens_after_an_outage_and_calls_go_on() {
     let mock = MockServer::start(MockConfig {
         record: false,
-        latency: Duration::from_millis(5),
+        latency: Duration::from_millis(20),
         ..MockConfig::default()
     })
     .await
@@ -307,7 +307,9 @@ async fn breaker_half_opens_after_an_outage_and_calls_go_on() {
     c.max_outage_secs = 30.0;
     let s = shared(None, true);
     let cl = client(&c, &s);
-    let calls = join_all((0..600).map(|i| {
+    // 2,000 calls of 20 ms at 32 in flight: ≈ 1.25 s of work, so the outage at 150 ms
+    // lands in the middle of it.
+    let calls = join_all((0..2000).map(|i| {
         let cl = cl.clone();
         async move { cl.chat("s", req(format!("p{i}"))).await }
     }));
@@ -324,6 +326,7 @@ async fn breaker_half_opens_after_an_outage_and_calls_go_on() {
         failed.len(),
         failed.first()
     );
+    assert_eq!(mock.outages(), 1);
     assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(!cl.stats().breaker_open, "the breaker closed again");
 }

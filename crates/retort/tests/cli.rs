@@ -1053,10 +1053,16 @@ fn an_outage_past_max_outage_leaves_records_pending_and_the_same_command_finishe
     assert_eq!(failure_classes(&d.join("run")), "[]");
     let m = manifest(&d.join("run/manifest.json"));
     assert_eq!(m["status"], "failed");
-    // Wait for the server to come back, then the same command finishes the job.
-    std::thread::sleep(
-        Duration::from_secs(4).saturating_sub(t0.elapsed()) + Duration::from_millis(500),
-    );
+    // Wait for the server to come back (it accepts connections again), then the same
+    // command finishes the job.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
+    while std::net::TcpStream::connect(mock.addr).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the mock never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let o = run(&["run", "p.toml", "--out", "run"], d);
     assert!(o.status.success(), "{}", text(&o));
     let rows = export_rows(&d.join("run/out.parquet"));
