@@ -927,6 +927,13 @@ print(len(t), len(s), ok, ok2, '' if ok else t[0])",
 // faults left pending, --retry-failed, resume after completion-order commits.
 // ------------------------------------------------------------------------------------
 
+/// A mock server on its own runtime (kept alive by the returned handle).
+fn start_mock(cfg: retort_mock::MockConfig) -> (tokio::runtime::Runtime, retort_mock::MockServer) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt.block_on(retort_mock::MockServer::start(cfg)).unwrap();
+    (rt, mock)
+}
+
 /// `n` prompts and a load → respond → export pipeline against `base`, with extra
 /// teacher keys.
 fn respond_pipeline(d: &Path, base: &str, n: usize, concurrency: usize, teacher_extra: &str) {
@@ -1000,15 +1007,12 @@ fn a_server_down_for_seconds_mid_run_loses_nothing() {
     // The server stops answering (connections refused and reset) for 2 s after 300
     // requests. The old engine committed those records as `connect` failures, or its
     // breaker opened for good and stopped the step.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = rt
-        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
-            latency: Duration::from_millis(5),
-            outage_after: Some((300, Duration::from_secs(2))),
-            record: false,
-            ..Default::default()
-        }))
-        .unwrap();
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: Duration::from_millis(5),
+        outage_after: Some((300, Duration::from_secs(2))),
+        record: false,
+        ..Default::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     respond_pipeline(d, &mock.base_url(), 1000, 32, "breaker_cooldown_secs = 0.2");
@@ -1022,15 +1026,12 @@ fn a_server_down_for_seconds_mid_run_loses_nothing() {
 
 #[test]
 fn an_outage_past_max_outage_leaves_records_pending_and_the_same_command_finishes() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = rt
-        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
-            latency: Duration::from_millis(5),
-            outage_after: Some((300, Duration::from_secs(4))),
-            record: false,
-            ..Default::default()
-        }))
-        .unwrap();
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: Duration::from_millis(5),
+        outage_after: Some((300, Duration::from_secs(4))),
+        record: false,
+        ..Default::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     respond_pipeline(
@@ -1075,18 +1076,15 @@ fn retry_failed_redoes_the_chosen_classes_only() {
     // Prompts 7 and 13 get unusable bodies for their first 3 attempts each (the client
     // tries an unusable body 3 times), so the first run records them as bad_response;
     // --retry-failed bad_response asks again and gets answers.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = rt
-        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
-            error_rules: vec![retort_mock::ErrorRule {
-                pattern: regex::Regex::new(r"^Question (7|13):").unwrap(),
-                times: 6,
-                error: retort_mock::Injected::InvalidJson,
-            }],
-            record: false,
-            ..Default::default()
-        }))
-        .unwrap();
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        error_rules: vec![retort_mock::ErrorRule {
+            pattern: regex::Regex::new(r"^Question (7|13):").unwrap(),
+            times: 6,
+            error: retort_mock::Injected::InvalidJson,
+        }],
+        record: false,
+        ..Default::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     respond_pipeline(d, &mock.base_url(), 50, 4, "");
@@ -1125,15 +1123,12 @@ fn retry_failed_redoes_the_chosen_classes_only() {
 fn sigkill_during_completion_order_commits_then_rerun_equals_an_uninterrupted_run() {
     // Long-tailed latency makes records finish out of order, so the killed run's
     // commits have gaps; the rerun must fill exactly those.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = rt
-        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
-            latency_mean: Some(Duration::from_millis(20)),
-            latency_sigma: 1.0,
-            record: false,
-            ..Default::default()
-        }))
-        .unwrap();
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency_mean: Some(Duration::from_millis(20)),
+        latency_sigma: 1.0,
+        record: false,
+        ..Default::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     respond_pipeline(d, &mock.base_url(), 4000, 64, "");
@@ -1178,20 +1173,17 @@ fn one_slow_call_holds_only_its_own_slot() {
     // whole batch (and the next batch waited for it): part 0 came after 2 s with
     // record 0 and 1,023 others. Now the others are committed as they finish and the
     // slow record comes alone at the end.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = rt
-        .block_on(retort_mock::MockServer::start(retort_mock::MockConfig {
-            latency: Duration::from_millis(5),
-            hang_for: Duration::from_secs(2),
-            error_rules: vec![retort_mock::ErrorRule {
-                pattern: regex::Regex::new(r"^Question 0:").unwrap(),
-                times: 1,
-                error: retort_mock::Injected::Hang,
-            }],
-            record: false,
-            ..Default::default()
-        }))
-        .unwrap();
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: Duration::from_millis(5),
+        hang_for: Duration::from_secs(2),
+        error_rules: vec![retort_mock::ErrorRule {
+            pattern: regex::Regex::new(r"^Question 0:").unwrap(),
+            times: 1,
+            error: retort_mock::Injected::Hang,
+        }],
+        record: false,
+        ..Default::default()
+    });
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     respond_pipeline(d, &mock.base_url(), 2000, 64, "timeout_secs = 10");
