@@ -66,6 +66,28 @@ fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// Runs `p.toml` into `out` and SIGKILLs it once step `step` has committed `parts`
+/// parts but not finished; returns that step's folder.
+fn kill_mid_step(d: &Path, out: &str, step: &str, parts: usize) -> PathBuf {
+    let mut child = retort()
+        .args(["run", "p.toml", "--out", out])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let step_dir = d.join(out).join("steps").join(step);
+    wait_for_parts(&step_dir, parts);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let state = std::fs::read_to_string(step_dir.join("state.json")).unwrap();
+    assert!(
+        state.contains("\"done\": false"),
+        "the kill should land mid-step: {state}"
+    );
+    step_dir
+}
+
 /// Waits (at most 60 s) until a step folder holds `n` committed part files.
 fn wait_for_parts(step_dir: &Path, n: usize) {
     let start = Instant::now();
@@ -412,22 +434,7 @@ path = "out.parquet"
 
     // Interrupted run: SIGKILL once the load step has committed a few parts but is
     // not finished.
-    let mut child = retort()
-        .args(["run", "p.toml", "--out", "crashed"])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let load_dir = d.join("crashed/steps/l");
-    wait_for_parts(&load_dir, 3);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let state = std::fs::read_to_string(load_dir.join("state.json")).unwrap();
-    assert!(
-        state.contains("\"done\": false"),
-        "the kill should land mid-step: {state}"
-    );
+    kill_mid_step(d, "crashed", "l", 3);
     assert!(!d.join("crashed/out.parquet").exists());
 
     let o = run(&["run", "p.toml", "--out", "crashed"], d);
@@ -1137,22 +1144,7 @@ fn sigkill_during_completion_order_commits_then_rerun_equals_an_uninterrupted_ru
     let reference = export_rows(&d.join("ref/out.parquet"));
     assert!(reference.starts_with("4000 4000 "), "{reference}");
 
-    let mut child = retort()
-        .args(["run", "p.toml", "--out", "crashed"])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let step_dir = d.join("crashed/steps/answers");
-    wait_for_parts(&step_dir, 2);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let state = std::fs::read_to_string(step_dir.join("state.json")).unwrap();
-    assert!(
-        state.contains("\"done\": false"),
-        "the kill should land mid-step: {state}"
-    );
+    let step_dir = kill_mid_step(d, "crashed", "answers", 2);
     // The committed positions are not a prefix: records finished out of order.
     let gaps = py(&format!(
         "import pyarrow.parquet as pq, json, glob\n\
