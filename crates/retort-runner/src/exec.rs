@@ -471,9 +471,7 @@ fn retry_failed(plan: &Plan, run_dir: &Path, classes: &[String]) -> Result<(), R
     let mut changed: Vec<String> = Vec::new();
     for ps in &plan.steps {
         let id = &ps.spec.id;
-        let state = std::fs::read(StepDir::path_for(run_dir, id).join("state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<rundir::StepFileState>(&b).ok());
+        let state = StepDir::state(run_dir, id);
         if state.is_none_or(|s| s.config_hash != ps.hash) {
             continue; // no checkpoint of this configuration: it runs anew anyway
         }

@@ -98,11 +98,15 @@ impl StepDir {
         run_dir.join("steps").join(id)
     }
 
+    /// What the step's `state.json` says, if it is there and readable.
+    pub fn state(run_dir: &Path, id: &str) -> Option<StepFileState> {
+        let p = Self::path_for(run_dir, id).join("state.json");
+        serde_json::from_slice(&fs::read(p).ok()?).ok()
+    }
+
     /// Whether the step finished before with this config hash.
     pub fn is_done(run_dir: &Path, id: &str, hash: &str) -> Option<StepFileState> {
-        let p = Self::path_for(run_dir, id).join("state.json");
-        let s: StepFileState = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
-        (s.done && s.config_hash == hash).then_some(s)
+        Self::state(run_dir, id).filter(|s| s.done && s.config_hash == hash)
     }
 
     /// Open a step folder for (re)running with config `hash`. Checkpoints of another
@@ -473,15 +477,12 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         out.inputs += redo.len() as u64;
     }
     if out.inputs > 0 {
-        let state_path = dir.join("state.json");
-        if let Ok(b) = fs::read(&state_path) {
-            if let Ok(mut st) = serde_json::from_slice::<StepFileState>(&b) {
-                st.done = false;
-                write_atomic(
-                    &state_path,
-                    &serde_json::to_vec_pretty(&st).expect("state serialises"),
-                )?;
-            }
+        if let Some(mut st) = StepDir::state(run_dir, id) {
+            st.done = false;
+            write_atomic(
+                &dir.join("state.json"),
+                &serde_json::to_vec_pretty(&st).expect("state serialises"),
+            )?;
         }
     }
     Ok(out)

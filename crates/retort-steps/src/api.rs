@@ -75,8 +75,6 @@ pub struct StepStats {
     pub pending: AtomicU64,
     /// Records sent back to the queue after a transient fault in this invocation.
     pub requeued: AtomicU64,
-    /// Records whose calls are under way now (teacher steps).
-    pub in_progress: AtomicU64,
     /// Set by the call pool: `done` counts records finished, in any order.
     pub pool: std::sync::atomic::AtomicBool,
     /// Input rows an earlier attempt had finished when this one started (resume).

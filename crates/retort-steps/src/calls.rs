@@ -60,6 +60,15 @@ pub fn classify(e: TeacherError) -> Result<TeacherError, StepError> {
     }
 }
 
+/// One of the step's call permits inside [`run_pool`], held for one call; `None`
+/// outside the pool.
+async fn permit(ctx: &StepCtx) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    match &ctx.gate {
+        Some(g) => Some(g.acquire().await.expect("the gate is never closed")),
+        None => None,
+    }
+}
+
 /// One teacher call under the outcome rule: the answer, or the record's permanent
 /// [`Failure`] (with `raw` empty for the caller to fill), or `Err` for a transient or
 /// step-stopping fault. Inside [`run_pool`] the call holds one of the step's
@@ -70,10 +79,7 @@ pub async fn chat(
     req: ChatRequest,
     record_id: &str,
 ) -> Result<Result<ChatResponse, Failure>, StepError> {
-    let _permit = match &ctx.gate {
-        Some(g) => Some(g.acquire().await.expect("the gate is never closed")),
-        None => None,
-    };
+    let _permit = permit(ctx).await;
     match teacher.chat(&ctx.step_id, req).await {
         Ok(r) => Ok(Ok(r)),
         Err(e) => {
@@ -98,10 +104,7 @@ pub async fn chat_all(
         .map(|(i, req)| {
             let t = teacher.clone();
             async move {
-                let _permit = match &ctx.gate {
-                    Some(g) => Some(g.acquire().await.expect("the gate is never closed")),
-                    None => None,
-                };
+                let _permit = permit(ctx).await;
                 (i, t.chat(&ctx.step_id, req).await)
             }
         })
@@ -215,7 +218,6 @@ async fn run_pool_with(
                 None => queue.pop_front(),
             };
             let Some(job) = job else { break };
-            ctx.stats.in_progress.fetch_add(1, Ordering::Relaxed);
             live.push(Box::pin(async move {
                 let res = step.map(ctx, vec![job.record.clone()]).await;
                 (job, res)
@@ -259,7 +261,6 @@ async fn run_pool_with(
             .min(last_commit + COMMIT_EVERY);
         tokio::select! {
             Some((job, res)) = live.next(), if !live.is_empty() => {
-                ctx.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
                 match res {
                     Ok(b) => {
                         ctx.stats.count_rejections(&b.rejections);
@@ -285,7 +286,6 @@ async fn run_pool_with(
                             // answered is re-asked on resume (free when it reached the cache).
                             live = FuturesUnordered::new();
                             reading = None;
-                            ctx.stats.in_progress.store(0, Ordering::Relaxed);
                         }
                     }
                 }
@@ -302,7 +302,6 @@ async fn run_pool_with(
                         if stop.is_none() {
                             stop = Some(e);
                             live = FuturesUnordered::new();
-                            ctx.stats.in_progress.store(0, Ordering::Relaxed);
                         }
                     }
                 }

@@ -154,8 +154,7 @@ impl Window {
     }
 
     async fn acquire(&self) -> Permit<'_> {
-        // Fast path without registering a waiter (a measurable share of each call at
-        // 20k calls/s).
+        // A free slot is taken without registering a waiter first.
         if let Some(p) = self.try_take() {
             return p;
         }
