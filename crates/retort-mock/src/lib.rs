@@ -170,6 +170,13 @@ pub struct MockConfig {
     /// `x-api-key`); otherwise 401 whose message echoes the key received, as OpenAI
     /// does, so tests can check the client redacts it.
     pub require_key: Option<String>,
+    /// Reflect the credential the request carried (`Authorization` or `x-api-key`), as
+    /// misconfigured gateways and debug servers do, so tests can check it never reaches
+    /// disk: every answer carries it in an `x-echo-authorization` header; a prompt with
+    /// `LEAK-4XX` gets a 400 whose message quotes it, `LEAK-HTML` a 200 non-JSON body with
+    /// it, `LEAK-CONTENT` an answer that ends with it; `{{AUTH}}` in any reply (rules,
+    /// reply function) is replaced by it.
+    pub echo_auth: bool,
     /// Seed of the random injection.
     pub seed: u64,
     /// Keep a log entry per request. Off for long benchmarks to keep memory flat.
@@ -201,6 +208,7 @@ impl Default for MockConfig {
             model: "mock-model".to_string(),
             embedding_dim: 16,
             require_key: None,
+            echo_auth: false,
             seed: 7,
             record: true,
         }
@@ -782,20 +790,25 @@ impl State {
         let Some(want) = &self.cfg.require_key else {
             return Ok(());
         };
-        let got = headers
-            .iter()
-            .find_map(|(k, v)| match k.as_str() {
-                "authorization" => Some(v.trim_start_matches("Bearer ").to_string()),
-                "x-api-key" => Some(v.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let got = received_key(headers);
         if &got == want {
             Ok(())
         } else {
             Err(got)
         }
     }
+}
+
+/// The key a request carried (`Authorization: Bearer …` or `x-api-key`), or "".
+fn received_key(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .find_map(|(k, v)| match k.as_str() {
+            "authorization" => Some(v.trim_start_matches("Bearer ").to_string()),
+            "x-api-key" => Some(v.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 async fn handle(
@@ -940,13 +953,34 @@ fn route(
         return Routed::plain(400, json_response(400, b.to_string()));
     }
     let is_chat = p != "/embeddings";
+    let echo = state.cfg.echo_auth.then(|| received_key(headers));
+    if let Some(auth) = &echo {
+        if is_chat && user.contains("LEAK-4XX") {
+            let b = json!({"error": {"message": format!("bad request from key {auth}")}});
+            let mut resp = json_response(400, b.to_string());
+            add_echo_header(&mut resp, auth);
+            return Routed::plain(400, resp);
+        }
+    }
     let quota = if is_chat { state.take_quota() } else { None };
     let (status, injected, mut resp) = match quota.as_ref().and_then(|q| q.refused) {
         Some(wait) => quota_refusal(wait, anthropic),
-        None => answer(state, seq, p, body, user, is_chat, anthropic),
+        None => answer(
+            state,
+            seq,
+            p,
+            body,
+            user,
+            is_chat,
+            anthropic,
+            echo.as_deref(),
+        ),
     };
     if let Some(q) = &quota {
         add_quota_headers(&mut resp, q, anthropic, state.cfg.anthropic_headers);
+    }
+    if let Some(auth) = &echo {
+        add_echo_header(&mut resp, auth);
     }
     Routed {
         status,
@@ -1005,7 +1039,16 @@ fn add_quota_headers(
     }
 }
 
+/// `echo_auth`'s response header.
+fn add_echo_header(resp: &mut Response<Full<Bytes>>, auth: &str) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(auth) {
+        resp.headers_mut().insert("x-echo-authorization", v);
+    }
+}
+
 /// A request past the key, body and quota checks: injected misbehaviour or an answer.
+/// `echo` is the received key when `echo_auth` is on.
+#[allow(clippy::too_many_arguments)]
 fn answer(
     state: &State,
     seq: u64,
@@ -1014,6 +1057,7 @@ fn answer(
     user: &str,
     is_chat: bool,
     anthropic: bool,
+    echo: Option<&str>,
 ) -> (u16, Option<Injected>, Response<Full<Bytes>>) {
     let inj = state.pick_injection(seq, user, is_chat);
     match inj {
@@ -1055,7 +1099,13 @@ fn answer(
     let full = if p == "/embeddings" {
         embeddings_body(state, body)
     } else {
-        let reply = state.reply_for(user);
+        let mut reply = state.reply_for(user);
+        if let Some(auth) = echo {
+            reply = reply.replace("{{AUTH}}", auth);
+            if user.contains("LEAK-CONTENT") {
+                reply.push_str(&format!(" (debug: key {auth})"));
+            }
+        }
         let length = inj == Some(Injected::Length);
         if anthropic {
             anthropic_body(state, seq, body, reply, length)
@@ -1068,6 +1118,12 @@ fn answer(
         Some(Injected::InvalidJson) => "<html>upstream returned garbage</html>".to_string(),
         Some(Injected::BadPrompt) => {
             "<html>this prompt always breaks the upstream</html>".to_string()
+        }
+        _ if is_chat && user.contains("LEAK-HTML") && echo.is_some() => {
+            format!(
+                "<html>debug_auth: Bearer {}</html>",
+                echo.unwrap_or_default()
+            )
         }
         _ => full,
     };

@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::config::{EmbedderConfig, EndpointConfig, Provider, TeacherConfig};
 use crate::ratelimit::RateHeaders;
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// Builds the HTTP backend a teacher config asks for (`openai` or `anthropic`).
 /// `local` is built by `retort-local`. Errors are user-facing messages with a hint.
@@ -320,8 +320,8 @@ pub fn parse_retry_after(h: &HeaderMap) -> Option<u64> {
 }
 
 /// The error message inside an error body (`{"error": {"message": …}}` and friends),
-/// else the body's start; the key is scrubbed in case the server echoes it.
-fn error_message(body: &[u8], key: Option<&Secret>) -> String {
+/// else the body's start (already scrubbed by [`send_json`]).
+fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let from_json = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
         let e = v.get("error")?;
@@ -342,37 +342,38 @@ fn error_message(body: &[u8], key: Option<&Secret>) -> String {
         m.truncate(cut);
         m.push('…');
     }
-    match key {
-        Some(k) => k.scrub(&m),
-        None => m,
-    }
+    m
 }
 
+/// Sends one request and returns its body, the boundary where the server's bytes enter
+/// retort: the body and every error are passed through `secrets` here, before anything
+/// parses, caches, logs or stores them. Response headers are read for their numbers
+/// only (retry-after, rate limits) and never kept.
 async fn send_json(
     http: &reqwest::Client,
     url: &str,
     base: &str,
     body: Vec<u8>,
-    key: Option<&Secret>,
+    secrets: &Scrubber,
     timeout_ms: u64,
 ) -> Result<(bytes::Bytes, Option<RateHeaders>), TeacherError> {
-    let resp = http
-        .post(url)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| classify_reqwest(e, base, timeout_ms))?;
+    let scrub_err = |e: reqwest::Error| match classify_reqwest(e, base, timeout_ms) {
+        TeacherError::Connect(m) => TeacherError::Connect(secrets.text(&m)),
+        other => other,
+    };
+    let resp = http.post(url).body(body).send().await.map_err(scrub_err)?;
     let status = resp.status().as_u16();
     let retry_after_ms = parse_retry_after(resp.headers());
     let rate = RateHeaders::from_headers(resp.headers());
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| classify_reqwest(e, base, timeout_ms))?;
+    let raw = resp.bytes().await.map_err(scrub_err)?;
+    let body = match secrets.bytes(&raw) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(clean) => bytes::Bytes::from(clean),
+    };
     if !(200..300).contains(&status) {
         return Err(TeacherError::Http {
             status,
-            message: error_message(&body, key),
+            message: error_message(&body),
             retry_after_ms,
         });
     }
@@ -503,7 +504,7 @@ pub struct OpenAiBackend {
     cfg: TeacherConfig,
     http: reqwest::Client,
     pool: Arc<EndpointPool>,
-    key: Option<Secret>,
+    secrets: Scrubber,
     timeout_ms: u64,
 }
 
@@ -518,6 +519,7 @@ impl OpenAiBackend {
             key.as_ref()
                 .map(|k| ("authorization", format!("Bearer {}", k.expose()))),
         )?;
+        let secrets = Scrubber::new(key.as_ref(), cfg.headers.values().map(String::as_str));
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(timeout)
@@ -536,7 +538,7 @@ impl OpenAiBackend {
             cfg: cfg.clone(),
             http,
             pool: Arc::new(pool),
-            key,
+            secrets,
             timeout_ms: timeout.as_millis() as u64,
         })
     }
@@ -620,7 +622,7 @@ impl Backend for OpenAiBackend {
                 self.pool.url(i),
                 self.pool.base(i),
                 body,
-                self.key.as_ref(),
+                &self.secrets,
                 self.timeout_ms,
             )
             .await?;
@@ -700,7 +702,7 @@ pub struct AnthropicBackend {
     cfg: TeacherConfig,
     http: reqwest::Client,
     pool: Arc<EndpointPool>,
-    key: Option<Secret>,
+    secrets: Scrubber,
     timeout_ms: u64,
 }
 
@@ -713,6 +715,7 @@ impl AnthropicBackend {
             &cfg.headers,
             key.as_ref().map(|k| ("x-api-key", k.expose().to_string())),
         )?;
+        let secrets = Scrubber::new(key.as_ref(), cfg.headers.values().map(String::as_str));
         let version = cfg.anthropic_version.as_deref().unwrap_or("2023-06-01");
         headers.insert(
             HeaderName::from_static("anthropic-version"),
@@ -737,7 +740,7 @@ impl AnthropicBackend {
             cfg: cfg.clone(),
             http,
             pool: Arc::new(pool),
-            key,
+            secrets,
             timeout_ms: timeout.as_millis() as u64,
         })
     }
@@ -822,7 +825,7 @@ impl Backend for AnthropicBackend {
                 self.pool.url(i),
                 self.pool.base(i),
                 body,
-                self.key.as_ref(),
+                &self.secrets,
                 self.timeout_ms,
             )
             .await?;
@@ -866,7 +869,7 @@ pub struct OpenAiEmbedder {
     http: reqwest::Client,
     url: String,
     base: String,
-    key: Option<Secret>,
+    secrets: Scrubber,
     batch_size: usize,
     max_retries: u32,
     timeout_ms: u64,
@@ -891,6 +894,7 @@ impl OpenAiEmbedder {
             key.as_ref()
                 .map(|k| ("authorization", format!("Bearer {}", k.expose()))),
         )?;
+        let secrets = Scrubber::new(key.as_ref(), std::iter::empty());
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(timeout)
@@ -902,7 +906,7 @@ impl OpenAiEmbedder {
             http,
             url: api_url(&base, "embeddings"),
             base,
-            key,
+            secrets,
             batch_size: cfg.batch_size.max(1),
             max_retries: cfg.max_retries,
             timeout_ms: timeout.as_millis() as u64,
@@ -920,7 +924,7 @@ impl OpenAiEmbedder {
                 &self.url,
                 &self.base,
                 body.clone(),
-                self.key.as_ref(),
+                &self.secrets,
                 self.timeout_ms,
             )
             .await
@@ -1074,15 +1078,5 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(p.pick(), 1);
         }
-    }
-
-    #[test]
-    fn error_message_scrubs_key() {
-        let k = Secret::new("sk-canary-abcdef");
-        let m = error_message(
-            br#"{"error":{"message":"Incorrect API key provided: sk-canary-abcdef"}}"#,
-            Some(&k),
-        );
-        assert_eq!(m, "Incorrect API key provided: [redacted]");
     }
 }

@@ -547,6 +547,66 @@ async fn canary_key_appears_nowhere() {
     }
 }
 
+/// A server that reflects the key everywhere it can (a 4xx message, a 2xx non-JSON body,
+/// a valid answer's content, a JSON reply's field, a response header): nothing the
+/// client hands back or caches carries it, for both providers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_echoing_the_key_leaves_it_nowhere() {
+    let canary = "sk-echo-canary-51d0c3a9e7";
+    std::env::set_var("RETORT_TEST_ECHO_KEY", canary);
+    let mock = MockServer::start(MockConfig {
+        echo_auth: true,
+        rules: vec![retort_mock::ReplyRule {
+            pattern: Regex::new("JSON-REPLY").unwrap(),
+            reply: r#"{"score": 7, "rationale": "seen {{AUTH}}"}"#.to_string(),
+        }],
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    for provider in [Provider::Openai, Provider::Anthropic] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ResponseCache::open(&dir.path().join("cache.sqlite")).unwrap());
+        let mut c = cfg(&mock.base_url());
+        c.provider = provider;
+        c.api_key_env = Some("RETORT_TEST_ECHO_KEY".into());
+        c.headers
+            .insert("X-Extra-Token".into(), "hdr-echo-canary-4455".into());
+        let s = shared(Some(cache.clone()), true);
+        let cl = client(&c, &s);
+        let mut shown = String::new();
+        for p in [
+            "LEAK-4XX",
+            "LEAK-HTML",
+            "LEAK-CONTENT",
+            "JSON-REPLY",
+            "plain",
+        ] {
+            match cl.chat("s", req(p)).await {
+                Ok(r) => {
+                    assert!(p != "LEAK-4XX" && p != "LEAK-HTML", "{p}: {r:?}");
+                    shown.push_str(&format!("{r:?}\n"));
+                }
+                Err(e) => shown.push_str(&format!("{e} {e:?}\n")),
+            }
+        }
+        // The echo reached the client (else the test proves nothing)…
+        assert!(shown.contains("[redacted]"), "{shown}");
+        // …and was removed from every answer and error.
+        assert!(!shown.contains("canary"), "{shown}");
+        cache.flush().await.unwrap();
+        drop(cl);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let hay = String::from_utf8_lossy(&bytes);
+            assert!(
+                !hay.contains("canary"),
+                "{provider:?}: a secret in the cache files"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_messages_shape() {
     std::env::set_var("RETORT_TEST_ANTHROPIC_KEY", "ak-test-123456");

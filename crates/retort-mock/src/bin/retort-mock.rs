@@ -75,6 +75,11 @@ struct Args {
     /// Embedding dimension.
     #[arg(long, default_value_t = 16)]
     embedding_dim: usize,
+    /// Reflect the received key: an `x-echo-authorization` header on every answer, and
+    /// in the body for prompts with LEAK-4XX / LEAK-HTML / LEAK-CONTENT (a secret-leak
+    /// test server).
+    #[arg(long)]
+    echo_auth: bool,
     /// Random seed of the injection.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -133,6 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rules,
         model: a.model,
         embedding_dim: a.embedding_dim,
+        echo_auth: a.echo_auth,
         seed: a.seed,
         // A long manual run must not grow without bound.
         record: false,

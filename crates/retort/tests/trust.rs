@@ -1,0 +1,238 @@
+//! A run directory you can trust (issue 13), through the binary: no secret reaches
+//! anything retort writes or prints, one writer per run directory, checkpoints that are
+//! verified before they are believed, a cache that never blocks, clean signals.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const CANARY_KEY: &str = "sk-echo-canary-51d0c3a9e7";
+const CANARY_HEADER: &str = "hdr-echo-canary-4455";
+
+/// Replies in the shape each step kind's prompt asks for, every one carrying `{{AUTH}}`
+/// (which the mock replaces with the key it received).
+fn leaky_reply(counter: Arc<AtomicUsize>) -> retort_mock::ReplyFn {
+    Arc::new(move |user: &str| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        if user.contains("come up with a set of") {
+            (0..3)
+                .map(|i| {
+                    let k = i + 1;
+                    format!(
+                        "{k}. Instruction: Describe invention number {n}{i} and who made it {{{{AUTH}}}}\n\
+                         {k}. Input:\n<noinput>\n{k}. Output:\nIt was made long ago {{{{AUTH}}}}.\n###\n"
+                    )
+                })
+                .collect()
+        } else if user.contains("#The Given Prompt#") || user.contains("#Given Prompt#") {
+            format!("Rewrite {n}: explain this in depth, with three examples {{{{AUTH}}}}.")
+        } else if user.contains("[Human]") {
+            "[Human] Tell me more about it {{AUTH}}\n[AI] Here is more {{AUTH}}.\n".to_string()
+        } else if user.contains("compare the two responses") {
+            r#"{"rationale": "A is clearer {{AUTH}}", "winner": "A"}"#.to_string()
+        } else if user.contains("strict, fair reviewer") {
+            r#"{"rationale": "fine {{AUTH}}", "score": 7}"#.to_string()
+        } else if user.contains("Write a short label") {
+            "Inventions {{AUTH}}".to_string()
+        } else {
+            format!("Answer {n} {{{{AUTH}}}}: {user}")
+        }
+    })
+}
+
+fn leak_pipeline(d: &Path, base: &str) {
+    let seeds: String = [
+        "How do tides work?",
+        "Name three prime numbers.",
+        "Why is the sky blue? LEAK-CONTENT",
+        "Summarise the plot of Hamlet. LEAK-4XX",
+        "Translate 'good morning' into French. LEAK-HTML",
+        "Explain recursion to a child.",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| {
+        format!("{{\"id\": \"s{i}\", \"instruction\": \"{s}\", \"output\": \"A seed answer.\"}}\n")
+    })
+    .collect();
+    write(d, "seeds.jsonl", &seeds);
+    // The generators take demos from their input: keep the markers out of them, so the
+    // 4xx and non-JSON echoes hit `respond` only.
+    let clean: String = seeds
+        .lines()
+        .filter(|l| !l.contains("LEAK"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(d, "clean.jsonl", &clean);
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"
+name = "leak"
+[teachers.api]
+provider = "openai"
+base_url = "{base}"
+model = "mock-model"
+api_key_env = "RETORT_TEST_ECHO_KEY"
+headers = {{ "X-Extra-Token" = "{CANARY_HEADER}" }}
+retry_base_ms = 5
+retry_max_ms = 50
+breaker_min_failures = 1000
+
+[embedder]
+provider = "openai"
+base_url = "{base}"
+model = "mock-embed"
+api_key_env = "RETORT_TEST_ECHO_KEY"
+
+[[step]]
+id = "seeds"
+kind = "load"
+path = "seeds.jsonl"
+[[step]]
+id = "clean"
+kind = "load"
+path = "clean.jsonl"
+[[step]]
+id = "grown"
+kind = "self_instruct"
+after = ["clean"]
+teacher = "api"
+target = 4
+max_calls = 4
+num_tasks = 3
+[[step]]
+id = "evolved"
+kind = "evol_instruct"
+after = ["clean"]
+teacher = "api"
+answer_teacher = "api"
+rounds = 1
+[[step]]
+id = "chats"
+kind = "self_chat"
+after = ["clean"]
+teacher = "api"
+max_turns = 2
+[[step]]
+id = "answers"
+kind = "respond"
+after = ["seeds"]
+teacher = "api"
+samples = 2
+temperature = 0.7
+[[step]]
+id = "judged"
+kind = "judge"
+after = ["answers"]
+teacher = "api"
+mode = "pairwise"
+[[step]]
+id = "scored"
+kind = "score"
+after = ["judged"]
+teacher = "api"
+aspects = ["quality"]
+[[step]]
+id = "vec"
+kind = "embed"
+after = ["scored"]
+[[step]]
+id = "clusters"
+kind = "cluster"
+after = ["vec"]
+k = 2
+label_teacher = "api"
+[[step]]
+id = "report"
+kind = "report"
+after = ["clusters"]
+[[step]]
+id = "sft"
+kind = "export"
+after = ["clusters"]
+format = "messages"
+path = "sft.parquet"
+[[step]]
+id = "chat_out"
+kind = "export"
+after = ["chats"]
+format = "messages"
+path = "chats.jsonl"
+[[step]]
+id = "evol_out"
+kind = "export"
+after = ["evolved"]
+format = "alpaca"
+path = "evolved.jsonl"
+[[step]]
+id = "grown_out"
+kind = "export"
+after = ["grown"]
+format = "alpaca"
+path = "grown.jsonl"
+"#
+        ),
+    );
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Item 1: a server that reflects the key in a 4xx body, a 2xx non-JSON body, valid
+/// answers of every teacher-calling step kind and a response header; with debug logs
+/// on, no byte under the run directory (cache.sqlite included) and no byte of stdout or
+/// stderr holds the key or the header value.
+#[test]
+fn a_key_echoed_by_the_server_reaches_no_file_and_no_log() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        echo_auth: true,
+        reply_fn: Some(leaky_reply(counter)),
+        embedding_dim: 16,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    leak_pipeline(d, &mock.base_url());
+    let o = retort()
+        .args(["run", "p.toml", "--out", "run"])
+        .env("RETORT_TEST_ECHO_KEY", CANARY_KEY)
+        .env("RETORT_LOG", "debug")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    // The server did echo it (else this test proves nothing)…
+    assert!(mock.log().iter().any(|r| r.last_user.contains("LEAK-4XX")));
+    // …and the two failure rows say what happened without the key.
+    let classes = failure_classes(&d.join("run"));
+    assert_eq!(classes, "[('bad_response', 2), ('http_4xx', 2)]");
+    // …every teacher-calling kind ran…
+    let m = manifest(&d.join("run/manifest.json"));
+    for step in m["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "done", "{step}");
+        if step["kind"] != "report" && step["kind"] != "export" {
+            assert!(step["rows_out"].as_u64().unwrap() > 0, "{step}");
+        }
+    }
+    for secret in [CANARY_KEY, CANARY_HEADER] {
+        assert!(!log.contains(secret), "a secret in the output: {log}");
+        for f in walk(&d.join("run")) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(!contains(&bytes, secret), "a secret in {}", f.display());
+        }
+    }
+    // The echoes did reach the cache, scrubbed.
+    let cache = std::fs::read(d.join("run/cache.sqlite")).unwrap();
+    assert!(
+        contains(&cache, "[redacted]"),
+        "the echoes reached the cache"
+    );
+}
