@@ -540,7 +540,15 @@ pub async fn run(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.name));
-    if opts.fresh && run_dir.exists() {
+    std::fs::create_dir_all(&run_dir).map_err(|e| {
+        RunError::Setup(format!(
+            "cannot create the run directory {}: {e}",
+            run_dir.display()
+        ))
+    })?;
+    // Held until this function returns: everything below writes into the directory.
+    let _lock = rundir::RunLock::acquire(&run_dir).map_err(RunError::Setup)?;
+    if opts.fresh {
         for sub in [
             "steps",
             "manifest.json",

@@ -70,22 +70,101 @@ fn store(e: retort_store::StoreError) -> StepError {
     StepError::Io(e.to_string())
 }
 
-/// Write a small file atomically (temp name, fsync, rename).
+/// Write a small file atomically (unique temp name, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StepError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+    retort_store::write_bytes_atomic(path, bytes).map_err(store)
+}
+
+/// Name of the writer lock file inside a run directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// The one writer of a run directory: an exclusive OS lock (`flock`) on
+/// `RUN_DIR/.lock`, held for the life of the value and released by the OS when the
+/// process ends however it ends (SIGKILL included), so a stale lock never blocks a
+/// later run. The file names the holder for the message a second writer gets. Readers
+/// (`inspect`, `plan`) never take it.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock or fails at once (no waiting) with a message naming the holder.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock, String> {
+        use std::io::{Read, Seek, Write};
+        if !run_dir.is_dir() {
+            return Err(format!(
+                "{} is not a directory (hint: give the run directory a `retort run` wrote, e.g. runs/<name>)",
+                run_dir.display()
+            ));
+        }
+        let path = run_dir.join(LOCK_FILE);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open the run directory's lock {}: {e}",
+                    path.display()
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another retort process".to_string()
+                } else {
+                    format!("another retort process ({})", holder.replace('\n', ", "))
+                };
+                return Err(format!(
+                    "{} is in use by {who}; two runs in one directory would pay twice and mix their answers. \
+                     Wait for it to finish (it resumes from the same checkpoints), or give this run its own directory with --out DIR",
+                    run_dir.display()
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
+        let info = format!(
+            "pid {}\ncommand {}\nsince {}\n",
+            std::process::id(),
+            command_line(),
+            crate::manifest::now()
+        );
+        // Best effort: the lock is what excludes; the text only names the holder.
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(info.as_bytes()));
+        Ok(RunLock { _file: file })
     }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
+}
+
+/// This process's command line with every `--set` value cut to its key: a value set
+/// on the command line may be a header credential, and the lock file is on disk.
+fn command_line() -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut after_set = false;
+    for a in std::env::args() {
+        let cut = |kv: &str| format!("{}=…", kv.split('=').next().unwrap_or(""));
+        if after_set {
+            out.push(cut(&a));
+            after_set = false;
+        } else if let Some(kv) = a.strip_prefix("--set=") {
+            out.push(format!("--set={}", cut(kv)));
+        } else {
+            after_set = a == "--set";
+            out.push(a);
         }
     }
-    Ok(())
+    out.join(" ")
 }
 
 fn part_name(prefix: &str, i: usize) -> String {

@@ -107,12 +107,10 @@ impl Step for ReportStep {
     }
 }
 
-/// Write the page atomically (temp name, then rename).
+/// Write the page atomically (unique temp name, then rename).
 pub fn write_html(path: &Path, html: &str) -> Result<(), StepError> {
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| StepError::Io(format!("{}: {e}", path.display())))
+    retort_store::write_bytes_atomic(path, html.as_bytes())
+        .map_err(|e| StepError::Io(e.to_string()))
 }
 
 #[derive(Deserialize)]

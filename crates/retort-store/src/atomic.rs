@@ -90,6 +90,15 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
+/// Replace `path` with `bytes` crash-safely: a uniquely named temporary file (so two
+/// writers never share one), fsync, rename, directory fsync.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let (tmp, mut file) = TempFile::create(path)?;
+    file.write_all(bytes).map_err(io_err(path))?;
+    tmp.commit(file)
+}
+
 /// Whether `path` is a temporary file left by an interrupted atomic write (a SIGKILL
 /// between create and commit). Such files are never valid output and may be deleted.
 pub fn is_temp_file(path: &Path) -> bool {

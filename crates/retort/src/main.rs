@@ -341,6 +341,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Models { cmd } => factory::models(cmd),
         Cmd::Report { run_dir, out } => {
+            // Writing into the run directory makes this a writer: not beside a run.
+            let _lock = match &out {
+                Some(_) => None,
+                None => Some(
+                    retort_runner::rundir::RunLock::acquire(&run_dir)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+            };
             let input = retort_steps::report::load_run(&run_dir, None, None)?;
             let html = retort_report::render(&input);
             let out = out.unwrap_or_else(|| run_dir.join("report.html"));

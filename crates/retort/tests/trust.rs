@@ -236,3 +236,47 @@ fn a_key_echoed_by_the_server_reaches_no_file_and_no_log() {
         "the echoes reached the cache"
     );
 }
+
+/// Item 2: a second `retort run` on a directory a run is writing fails at once with
+/// exit 1, naming the holder's PID and `--out`; the first run pays for each prompt
+/// once. Before the lock both ran: 2× the requests and mixed answers.
+#[test]
+fn a_second_run_on_the_same_directory_is_refused_and_nothing_is_paid_twice() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: std::time::Duration::from_millis(20),
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 400, 8, "");
+    let mut first = retort()
+        .args(["run", "p.toml", "--out", "run"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_parts(&d.join("run/steps/answers"), 1);
+    let started = std::time::Instant::now();
+    let second = run(&["run", "p.toml", "--out", "run"], d);
+    let msg = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{msg}");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "refused at once, not after waiting"
+    );
+    assert!(msg.contains(&format!("pid {}", first.id())), "{msg}");
+    assert!(msg.contains("--out"), "{msg}");
+    // `retort report` into the directory is a writer too; inspect is a reader.
+    let rep = run(&["report", "run"], d);
+    assert_eq!(rep.status.code(), Some(1), "{}", text(&rep));
+    assert!(first.wait().unwrap().success());
+    assert_eq!(mock.chat_requests(), 400, "each prompt paid for once");
+    let rows = export_rows(&d.join("run/out.parquet"));
+    assert!(rows.starts_with("400 400 "), "{rows}");
+    // The lock dies with its holder: the same command now runs (and skips everything).
+    let again = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(mock.chat_requests(), 400);
+}
