@@ -702,9 +702,11 @@ pub async fn run(
     };
     let progress = Progress::start(live.clone(), accounting.clone(), clients, opts.quiet);
 
+    let skips = verified_skips(&plan, &run_dir);
     let mut tasks = Vec::new();
     for (ps, lv) in plan.steps.iter().zip(live.iter()) {
         let id = ps.spec.id.clone();
+        let skip = skips[&id].clone();
         let step = ps.built.step.clone();
         let shape = ps.shape;
         let hash = ps.hash.clone();
@@ -733,6 +735,7 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let res = run_one(
                 &ctx,
+                skip,
                 step,
                 shape,
                 &hash,
@@ -849,9 +852,40 @@ pub async fn run(
     Ok(RunSummary { run_dir, manifest })
 }
 
+/// The steps this run skips, in plan order: finished before with the same config hash,
+/// checkpoints that pass [`rundir::verify`], and every upstream skipped too. A step
+/// whose files are missing or broken is recomputed from its inputs (the response cache
+/// makes repeated teacher calls free) and so is everything after it, since its new
+/// output is what they must be made from.
+fn verified_skips(plan: &Plan, run_dir: &Path) -> BTreeMap<String, Option<rundir::StepFileState>> {
+    let mut skips: BTreeMap<String, Option<rundir::StepFileState>> = BTreeMap::new();
+    for ps in &plan.steps {
+        let id = &ps.spec.id;
+        let done = StepDir::is_done(run_dir, id, &ps.hash).filter(|st| {
+            match rundir::verify(run_dir, id, st) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::warn!(
+                        "step `{id}` finished before, but {why}: recomputing it and every step after it"
+                    );
+                    false
+                }
+            }
+        });
+        let ups_skipped = ps
+            .spec
+            .after
+            .iter()
+            .all(|a| matches!(skips.get(a), Some(Some(_))));
+        skips.insert(id.clone(), done.filter(|_| ups_skipped));
+    }
+    skips
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_one(
     ctx: &StepCtx,
+    skip: Option<rundir::StepFileState>,
     step: Arc<dyn retort_steps::Step>,
     shape: Shape,
     hash: &str,
@@ -862,7 +896,7 @@ async fn run_one(
     lv: &Live,
 ) -> Result<(), StepError> {
     let id = &ctx.step_id;
-    if let Some(done) = StepDir::is_done(run_dir, id, hash) {
+    if let Some(done) = skip {
         // Finished before with the same config: skip, and let downstream read it.
         let parts = rundir::count_parts(&StepDir::path_for(run_dir, id));
         lv.rows_out.store(done.rows, Ordering::Relaxed);
@@ -958,7 +992,21 @@ async fn run_one(
     };
     step.run(ctx, inputs, &mut sink).await?;
     let dir = sink.dir.take().expect("step dir");
-    tokio::task::spawn_blocking(move || dir.mark_done())
+    // Outputs inside the run directory are kept relative to it, so the checks still
+    // hold when the same directory is reached by another path.
+    let outputs: Vec<PathBuf> = ctx
+        .stats
+        .output_files
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p.strip_prefix(run_dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.clone())
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || dir.mark_done(outputs))
         .await
         .map_err(|e| StepError::Other(format!("step dir task: {e}")))??;
     *lv.status.lock().unwrap() = "done".into();

@@ -50,6 +50,15 @@ pub struct StepFileState {
     /// Input rows consumed when done (absent in state files of older versions).
     #[serde(default)]
     pub rows_in: u64,
+    /// Committed part files when done (absent in state files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<usize>,
+    /// Side tables the step wrote (`duplicates`, `clusters`), without `.parquet`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub side_tables: Vec<String>,
+    /// Files the step wrote for the user (exports, the report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<PathBuf>,
 }
 
 /// One step's checkpoint folder.
@@ -60,6 +69,7 @@ pub struct StepDir {
     done: PositionSet,
     state: Option<serde_json::Value>,
     rows: u64,
+    side_tables: Vec<String>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StepError + '_ {
@@ -209,15 +219,38 @@ impl StepDir {
             done: PositionSet::new(),
             state: None,
             rows: 0,
+            side_tables: Vec::new(),
         };
-        while sd.dir.join(part_name("part", sd.parts)).exists() {
+        // The committed prefix: parts that are there and whose footer reads. A part past
+        // a gap or a corrupt one (a disk fault, a hand-deleted file) is not believed:
+        // it and everything after it are removed, so those records are recomputed
+        // instead of read as empty or failing every resume.
+        let mut metas = Vec::new();
+        loop {
+            let path = sd.dir.join(part_name("part", sd.parts));
+            if !path.exists() {
+                break;
+            }
+            match retort_store::read_meta(&path)
+                .and_then(|m| Ok((m, retort_store::count_rows(&path)?)))
+            {
+                Ok(m) => metas.push(m),
+                Err(e) => {
+                    tracing::warn!(
+                        "step `{id}`: {} is unreadable ({e}); recomputing the records it held",
+                        path.display()
+                    );
+                    break;
+                }
+            }
             sd.parts += 1;
         }
-        // Debris of a crash between a batch's side files and its part file.
+        // Debris of a crash between a batch's side files and its part file, and parts
+        // past the committed prefix.
         for entry in fs::read_dir(&sd.dir).map_err(io(&sd.dir))? {
             let entry = entry.map_err(io(&sd.dir))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            for prefix in ["failures-", "rejections-"] {
+            for prefix in ["failures-", "rejections-", "part-"] {
                 if let Some(n) = name
                     .strip_prefix(prefix)
                     .and_then(|r| r.strip_suffix(".parquet"))
@@ -230,9 +263,8 @@ impl StepDir {
             }
         }
         let mut cumulative = 0u64;
-        for i in 0..sd.parts {
+        for (i, (meta, rows)) in metas.into_iter().enumerate() {
             let path = sd.dir.join(part_name("part", i));
-            let meta = retort_store::read_meta(&path).map_err(store)?;
             let consumed: u64 = meta
                 .get(META_CONSUMED)
                 .and_then(|v| v.parse().ok())
@@ -256,15 +288,13 @@ impl StepDir {
                     .get(META_STATE)
                     .and_then(|v| serde_json::from_str(v).ok());
             }
-            sd.rows += retort_store::count_rows(&path).map_err(store)?;
+            sd.rows += rows;
         }
         write_atomic(
             &state_path,
             &serde_json::to_vec_pretty(&StepFileState {
                 config_hash: hash.to_string(),
-                done: false,
-                rows: 0,
-                rows_in: 0,
+                ..Default::default()
             })
             .expect("state serialises"),
         )?;
@@ -364,14 +394,17 @@ impl StepDir {
     }
 
     /// Write a named side table atomically.
-    pub fn side_table(&self, name: &str, records: &[Record]) -> Result<(), StepError> {
+    pub fn side_table(&mut self, name: &str, records: &[Record]) -> Result<(), StepError> {
         retort_store::write_records_atomic(&self.dir.join(format!("{name}.parquet")), records)
             .map_err(store)?;
+        if !self.side_tables.iter().any(|n| n == name) {
+            self.side_tables.push(name.to_string());
+        }
         Ok(())
     }
 
-    /// Mark the step complete.
-    pub fn mark_done(&self) -> Result<(), StepError> {
+    /// Mark the step complete, with what [`verify`] will check before believing it.
+    pub fn mark_done(&self, outputs: Vec<PathBuf>) -> Result<(), StepError> {
         write_atomic(
             &self.dir.join("state.json"),
             &serde_json::to_vec_pretty(&StepFileState {
@@ -379,10 +412,60 @@ impl StepDir {
                 done: true,
                 rows: self.rows,
                 rows_in: self.done.len(),
+                parts: Some(self.parts),
+                side_tables: self.side_tables.clone(),
+                outputs,
             })
             .expect("state serialises"),
         )
     }
+}
+
+/// Checks a finished step's checkpoints against its `state.json` before a run skips it:
+/// every part present with a readable footer and the row count it promised, every side
+/// table and output file there (Parquet ones readable). `Err` names the first file that
+/// is missing or broken; the caller recomputes the step rather than read it as empty.
+pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), String> {
+    let dir = StepDir::path_for(run_dir, id);
+    let readable = |path: &Path| -> Result<u64, String> {
+        if !path.exists() {
+            return Err(format!("{} is missing", path.display()));
+        }
+        retort_store::count_rows(path)
+            .map_err(|e| format!("{} is unreadable ({e})", path.display()))
+    };
+    let parts = count_parts(&dir);
+    if let Some(want) = state.parts {
+        if parts < want {
+            return Err(format!(
+                "{} is missing (state.json lists {want} parts)",
+                dir.join(part_name("part", parts)).display()
+            ));
+        }
+    }
+    let mut rows = 0;
+    for p in part_paths(&dir, state.parts.unwrap_or(parts)) {
+        rows += readable(&p)?;
+    }
+    if rows != state.rows {
+        return Err(format!(
+            "the parts in {} hold {rows} rows, state.json says {}",
+            dir.display(),
+            state.rows
+        ));
+    }
+    for name in &state.side_tables {
+        readable(&dir.join(format!("{name}.parquet")))?;
+    }
+    for out in &state.outputs {
+        let out = &run_dir.join(out);
+        if out.extension().is_some_and(|e| e == "parquet") {
+            readable(out)?;
+        } else if !out.exists() {
+            return Err(format!("{} is missing", out.display()));
+        }
+    }
+    Ok(())
 }
 
 /// Paths of a step's committed part files, in order.

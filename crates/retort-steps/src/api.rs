@@ -71,6 +71,9 @@ pub struct StepStats {
     pub metrics: Mutex<BTreeMap<String, f64>>,
     /// Files the step wrote for the user (export paths), listed in the manifest.
     pub outputs: Mutex<Vec<String>>,
+    /// The same files as paths, kept in the step's `state.json` so a later run can
+    /// check they are still there before it skips the step.
+    pub output_files: Mutex<Vec<std::path::PathBuf>>,
     /// Records left pending by a transient fault (not committed; the next run retries).
     pub pending: AtomicU64,
     /// Records sent back to the queue after a transient fault in this invocation.
@@ -97,9 +100,15 @@ impl StepStats {
             *m.entry(r.reason.clone()).or_default() += 1;
         }
     }
-    /// List a file written for the user in the manifest and the run summary.
-    pub fn add_output(&self, path: impl Into<String>) {
-        self.outputs.lock().unwrap().push(path.into());
+    /// List a file written for the user in the manifest and the run summary, with its
+    /// row count when it has one.
+    pub fn add_output(&self, path: &std::path::Path, rows: Option<u64>) {
+        let shown = match rows {
+            Some(n) => format!("{} ({n} rows)", path.display()),
+            None => path.display().to_string(),
+        };
+        self.outputs.lock().unwrap().push(shown);
+        self.output_files.lock().unwrap().push(path.to_path_buf());
     }
     /// Record a named metric for the manifest.
     pub fn set_metric(&self, name: &str, v: f64) {

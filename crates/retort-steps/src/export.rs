@@ -230,8 +230,7 @@ impl Step for Export {
                 } else {
                     split_path(p, &key)
                 };
-                ctx.stats
-                    .add_output(format!("{} ({rows} rows)", ctx.run_dir.join(rel).display()));
+                ctx.stats.add_output(&ctx.run_dir.join(rel), Some(rows as u64));
             }
         }
         out.commit(Batch {

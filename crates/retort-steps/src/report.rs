@@ -88,7 +88,7 @@ impl Step for ReportStep {
             })
             .await?;
         write_html(&path, &html)?;
-        ctx.stats.add_output(path.display().to_string());
+        ctx.stats.add_output(&path, None);
         ctx.stats.add_done(n);
         out.commit(Batch {
             consumed: n,

@@ -280,3 +280,117 @@ fn a_second_run_on_the_same_directory_is_refused_and_nothing_is_paid_twice() {
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(mock.chat_requests(), 400);
 }
+
+/// Item 3: a finished step whose part file was deleted is recomputed (from the cache:
+/// no new request) with a warning naming the file, instead of being read as empty — the
+/// old code rewrote the export with 0 rows and exited 0.
+#[test]
+fn a_deleted_part_of_a_finished_step_is_recomputed_not_read_as_empty() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 2000, 32, "");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = export_rows(&d.join("run/out.parquet"));
+    assert!(want.starts_with("2000 2000 "), "{want}");
+    let paid = mock.chat_requests();
+
+    let part = d.join("run/steps/answers/part-00000.parquet");
+    std::fs::remove_file(&part).unwrap();
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("part-00000.parquet is missing"), "{log}");
+    assert_eq!(export_rows(&d.join("run/out.parquet")), want);
+    assert_eq!(mock.chat_requests(), paid, "recomputed from the cache");
+
+    // A deleted export is written again, not skipped as done.
+    std::fs::remove_file(d.join("run/out.parquet")).unwrap();
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(export_rows(&d.join("run/out.parquet")), want);
+}
+
+/// Item 3: a truncated part of an interrupted step (a disk fault, a copy cut short) is
+/// dropped with a warning and its records recomputed; the old code failed every resume
+/// with "Corrupt footer … run the same command again".
+#[test]
+fn a_truncated_part_of_an_interrupted_step_is_recomputed_on_resume() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: std::time::Duration::from_millis(2),
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 3000, 16, "");
+    let step = kill_mid_step(d, "run", "answers", 2);
+    let part = step.join("part-00000.parquet");
+    let len = std::fs::metadata(&part).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&part).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("part-00000.parquet is unreadable"), "{log}");
+    let rows = export_rows(&d.join("run/out.parquet"));
+    assert!(rows.starts_with("3000 3000 "), "{rows}");
+}
+
+/// Item 3 for side tables: a deleted `duplicates.parquet` makes the dedup step run
+/// again, so the report and card never lose the removed pairs.
+#[test]
+fn a_deleted_side_table_is_recomputed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let rows: String = (0..50)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"r{i}\", \"instruction\": \"Task {}\", \"output\": \"x\"}}\n",
+                i % 20
+            )
+        })
+        .collect();
+    write(d, "rows.jsonl", &rows);
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "side"
+[[step]]
+id = "rows"
+kind = "load"
+path = "rows.jsonl"
+[[step]]
+id = "unique"
+kind = "dedup"
+after = ["rows"]
+mode = "exact"
+[[step]]
+id = "out"
+kind = "export"
+after = ["unique"]
+format = "alpaca"
+path = "out.jsonl"
+"#,
+    );
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let side = d.join("run/steps/unique/duplicates.parquet");
+    let before = std::fs::read(&side).unwrap();
+    std::fs::remove_file(&side).unwrap();
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("duplicates.parquet is missing"), "{log}");
+    let after = py(&format!(
+        "import pyarrow.parquet as pq\nprint(pq.read_table('{}').num_rows)",
+        side.display()
+    ));
+    assert_eq!(after, "30", "{} bytes before", before.len());
+}
