@@ -44,7 +44,7 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Discard every checkpoint and start over.
     pub fresh: bool,
-    /// Do not read the response cache (answers are still stored).
+    /// Run without the response cache: `cache.sqlite` is neither read nor written.
     pub no_cache: bool,
     /// No progress bars.
     pub quiet: bool,
@@ -136,7 +136,6 @@ struct LazyEmbedder {
     factory: Arc<dyn Factory>,
     inner: OnceCell<Result<Arc<dyn Embedder>, String>>,
     cache: Option<Arc<ResponseCache>>,
-    read_cache: bool,
 }
 
 impl LazyEmbedder {
@@ -163,13 +162,15 @@ impl Embedder for LazyEmbedder {
         };
         let model = self.model().to_string();
         let hashes: Vec<[u8; 32]> = texts.iter().map(|t| retort_teacher::text_hash(t)).collect();
-        let mut found = if self.read_cache {
-            cache
-                .get_embeddings(&model, hashes.clone())
-                .await
-                .map_err(|e| TeacherError::Other(format!("embedding cache: {e}")))?
-        } else {
-            vec![None; texts.len()]
+        // The cache only saves work: a failed read or write is a warning, never a stop.
+        let mut found = match cache.get_embeddings(&model, hashes.clone()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(
+                    "embedding cache read failed ({e}); computing every vector of this run"
+                );
+                vec![None; texts.len()]
+            }
         };
         let missing: Vec<usize> = (0..texts.len()).filter(|i| found[*i].is_none()).collect();
         if !missing.is_empty() {
@@ -187,9 +188,11 @@ impl Embedder for LazyEmbedder {
                 .zip(&vecs)
                 .map(|(i, v)| (hashes[*i], v.clone()))
                 .collect();
-            cache
-                .put_embeddings(&model, items)
-                .map_err(|e| TeacherError::Other(format!("embedding cache: {e}")))?;
+            if let Err(e) = cache.put_embeddings(&model, items) {
+                tracing::warn!(
+                    "embedding cache write failed ({e}); vectors are not kept for the next run"
+                );
+            }
             for (i, v) in missing.into_iter().zip(vecs) {
                 found[i] = Some(v);
             }
@@ -577,23 +580,27 @@ pub async fn run(
         retry_failed(&plan, &run_dir, classes)?;
     }
 
-    let cache = Arc::new(
-        ResponseCache::open(run_dir.join("cache.sqlite")).map_err(|e| {
-            RunError::Setup(format!(
-                "cannot open the response cache in {}: {e}",
-                run_dir.display()
-            ))
-        })?,
-    );
+    // --no-cache never touches the file: neither reads nor writes.
+    let cache = if opts.no_cache {
+        None
+    } else {
+        let (cache, moved) = ResponseCache::open_or_set_aside(run_dir.join("cache.sqlite"))
+            .map_err(|e| {
+                RunError::Setup(format!(
+                    "cannot open the response cache in {}: {e} (hint: --no-cache runs without it)",
+                    run_dir.display()
+                ))
+            })?;
+        if let Some(w) = moved {
+            tracing::warn!("{w}");
+        }
+        Some(Arc::new(cache))
+    };
     let accounting = Arc::new(Accounting::resuming(
         plan.max_budget_usd,
         earlier_spend(&run_dir)?,
     ));
-    let shared = Arc::new(Shared::new(
-        Some(cache.clone()),
-        !opts.no_cache,
-        accounting.clone(),
-    ));
+    let shared = Arc::new(Shared::new(cache.clone(), true, accounting.clone()));
     let lazies: Vec<Arc<LazyTeacher>> = plan
         .teachers
         .iter()
@@ -619,8 +626,7 @@ pub async fn run(
             cfg: cfg.clone(),
             factory: factory.clone(),
             inner: OnceCell::new(),
-            cache: Some(cache.clone()),
-            read_cache: !opts.no_cache,
+            cache: cache.clone(),
         });
         e
     });
@@ -784,8 +790,12 @@ pub async fn run(
     progress.finish().await;
     // Cache writes are queued to the cache's own thread; make them durable before the
     // process exits so a repeated or `--fresh` run finds every paid answer.
-    if let Err(e) = cache.flush().await {
-        errors.push(format!("the response cache could not be written: {e}"));
+    if let Some(cache) = &cache {
+        if let Err(e) = cache.flush().await {
+            tracing::warn!(
+                "the response cache could not be written ({e}); the run's outputs are complete, but a repeated run asks those teachers again"
+            );
+        }
     }
 
     let ids: Vec<String> = plan.steps.iter().map(|s| s.spec.id.clone()).collect();

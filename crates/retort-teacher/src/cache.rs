@@ -158,6 +158,9 @@ pub struct ResponseCache {
     tx: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<()>>,
     write_error: Arc<Mutex<Option<CacheError>>>,
+    /// Set by the first failed read: later reads answer "not cached" without asking,
+    /// so a cache that breaks mid-run costs one warning, not one per request.
+    read_broken: std::sync::atomic::AtomicBool,
 }
 
 // `responses` is a rowid table with a unique key index rather than WITHOUT ROWID keyed by
@@ -186,6 +189,33 @@ CREATE TABLE IF NOT EXISTS embeddings (
 ) WITHOUT ROWID;
 ";
 
+/// Below this size an opened cache gets SQLite's `quick_check` (milliseconds); above it
+/// only its first rows are read, so opening a multi-gigabyte cache stays instant.
+const QUICK_CHECK_MAX_BYTES: u64 = 64 << 20;
+
+/// Reads enough of a just-opened cache to tell a broken file (truncated, overwritten)
+/// from a good one before the run relies on it.
+fn probe(conn: &Connection, path: &Path) -> Result<(), rusqlite::Error> {
+    for table in ["responses", "embeddings"] {
+        conn.query_row(
+            &format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)"),
+            [],
+            |r| r.get::<_, i64>(0),
+        )?;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size <= QUICK_CHECK_MAX_BYTES {
+        let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+        if verdict != "ok" {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(verdict),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Most writes in one transaction.
 const BATCH: usize = 4096;
 
@@ -210,6 +240,7 @@ impl ResponseCache {
         }
         let conn = Connection::open(&path).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        probe(&conn, &path).map_err(err)?;
         let (tx, rx) = mpsc::channel();
         let write_error = Arc::new(Mutex::new(None));
         let we = write_error.clone();
@@ -225,7 +256,52 @@ impl ResponseCache {
             tx: Some(tx),
             thread: Some(thread),
             write_error,
+            read_broken: Default::default(),
         })
+    }
+
+    /// Opens the cache like [`ResponseCache::open`]; a file that cannot be opened or
+    /// read (truncated, not SQLite, a disk fault) is moved aside to
+    /// `cache.sqlite.corrupt-<unix time>` and a new, empty cache takes its place — the
+    /// cache only saves requests, so a broken one must never stop a run. Returns the
+    /// warning to show when that happened.
+    pub fn open_or_set_aside(
+        path: impl AsRef<Path>,
+    ) -> Result<(ResponseCache, Option<String>), CacheError> {
+        let path = path.as_ref();
+        let first = match ResponseCache::open(path) {
+            Ok(c) => return Ok((c, None)),
+            Err(e) => e,
+        };
+        let aside = path.with_file_name(format!(
+            "{}.corrupt-{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            now_secs()
+        ));
+        std::fs::rename(path, &aside).map_err(|e| CacheError::Sqlite {
+            path: path.display().to_string(),
+            message: format!(
+                "{first}; moving it aside to {} failed too: {e}",
+                aside.display()
+            ),
+        })?;
+        // The WAL and shared-memory files belong to the old database.
+        for ext in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{ext}", path.display()));
+            if side.exists() {
+                let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
+            }
+        }
+        let cache = ResponseCache::open(path)?;
+        Ok((
+            cache,
+            Some(format!(
+                "{first}; moved it aside to {} and started an empty cache (answers it held are asked again)",
+                aside.display()
+            )),
+        ))
     }
 
     /// Database file.
@@ -247,10 +323,24 @@ impl ResponseCache {
         rx.await.map_err(|_| CacheError::Closed)?
     }
 
+    /// Runs a read; after the first failure, every later read is a miss (`Ok(None)`
+    /// or all-`None`) and only that first error is returned, for one warning.
+    async fn read<T>(&self, miss: T, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, CacheError> {
+        use std::sync::atomic::Ordering;
+        if self.read_broken.load(Ordering::Relaxed) {
+            return Ok(miss);
+        }
+        let r = self.ask(make).await;
+        if r.is_err() {
+            self.read_broken.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
     /// The stored answer for `key`, if any.
     pub async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
         let key = *key;
-        self.ask(|r| Op::Get(key, r)).await
+        self.read(None, |r| Op::Get(key, r)).await
     }
 
     /// Stores an answer. Returns once queued; it is committed within [`COMMIT_EVERY`], and
@@ -289,7 +379,8 @@ impl ResponseCache {
         hashes: Vec<[u8; 32]>,
     ) -> Result<Vec<Option<Vec<f32>>>, CacheError> {
         let model = model.to_string();
-        self.ask(|r| Op::GetEmb(model, hashes, r)).await
+        let miss = vec![None; hashes.len()];
+        self.read(miss, |r| Op::GetEmb(model, hashes, r)).await
     }
 
     /// Stores one vector.

@@ -586,7 +586,9 @@ impl Client {
                     Err(e) => tracing::warn!("cached answer {key} unreadable ({e}); asking again"),
                 },
                 Ok(None) => {}
-                Err(e) => tracing::warn!("response cache read failed ({e}); asking the teacher"),
+                Err(e) => tracing::warn!(
+                    "response cache read failed ({e}); asking the teacher for this and every later answer of this run"
+                ),
             }
         }
         let estimate = estimate_tokens(req);

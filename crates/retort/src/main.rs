@@ -69,7 +69,7 @@ come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipelin
         /// Discard every checkpoint and start over.
         #[arg(long)]
         fresh: bool,
-        /// Do not read cached teacher answers (new answers are still stored).
+        /// Run without the response cache: cache.sqlite is neither read nor written.
         #[arg(long)]
         no_cache: bool,
         /// CPU threads for heavy work (0 = one per core).

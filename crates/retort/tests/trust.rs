@@ -394,3 +394,55 @@ path = "out.jsonl"
     ));
     assert_eq!(after, "30", "{} bytes before", before.len());
 }
+
+/// Item 4: a truncated `cache.sqlite` is moved aside with a warning and the run goes on
+/// (the old code stopped every run with "database disk image is malformed", even with
+/// `--no-cache`); `--no-cache` never opens the file.
+#[test]
+fn a_broken_cache_is_set_aside_and_no_cache_never_opens_it() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 3000, 32, "");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = export_rows(&d.join("run/out.parquet"));
+    let cache = d.join("run/cache.sqlite");
+    let len = std::fs::metadata(&cache).unwrap().len();
+    assert!(len > 100_000, "{len}");
+    let cut = |p: &Path| {
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.set_len(len / 2).unwrap();
+    };
+    cut(&cache);
+    let broken = std::fs::read(&cache).unwrap();
+
+    // --no-cache: runs, and the broken file is exactly as it was (never opened).
+    let o = run(
+        &["run", "p.toml", "--out", "run", "--fresh", "--no-cache"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&cache).unwrap(), broken);
+    assert_eq!(export_rows(&d.join("run/out.parquet")), want);
+
+    // Without it: moved aside with a warning, the run goes on with an empty cache.
+    let o = run(&["run", "p.toml", "--out", "run", "--fresh"], d);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("moved it aside to"), "{log}");
+    let aside: Vec<_> = std::fs::read_dir(d.join("run"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("cache.sqlite.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "one moved-aside file");
+    assert_eq!(export_rows(&d.join("run/out.parquet")), want);
+}
