@@ -64,6 +64,14 @@ pub enum RunError {
     /// The run could not start (run directory, cache).
     #[error("{0}")]
     Setup(String),
+    /// A stop signal ended the run; committed work is kept.
+    #[error("{message}")]
+    Interrupted {
+        /// The signal.
+        signal: crate::signals::Signal,
+        /// What happened and how to resume.
+        message: String,
+    },
 }
 
 /// What a finished run reports.
@@ -551,6 +559,9 @@ pub async fn run(
     })?;
     // Held until this function returns: everything below writes into the directory.
     let _lock = rundir::RunLock::acquire(&run_dir).map_err(RunError::Setup)?;
+    // Under the lock every temp file here is debris of an earlier, killed run.
+    retort_store::remove_temp_files_under(&run_dir)
+        .map_err(|e| RunError::Setup(format!("cannot clean up the run directory: {e}")))?;
     if opts.fresh {
         for sub in [
             "steps",
@@ -709,6 +720,9 @@ pub async fn run(
     let progress = Progress::start(live.clone(), accounting.clone(), clients, opts.quiet);
 
     let skips = verified_skips(&plan, &run_dir);
+    let mut signals = crate::signals::Signals::listen()
+        .map_err(|e| RunError::Setup(format!("cannot install signal handlers: {e}")))?;
+    let (stop_tx, stopping) = retort_steps::Stopping::new();
     let mut tasks = Vec::new();
     for (ps, lv) in plan.steps.iter().zip(live.iter()) {
         let id = ps.spec.id.clone();
@@ -734,6 +748,7 @@ pub async fn run(
             cpu: cpu.clone(),
             stats: lv.stats.clone(),
             gate: None,
+            stopping: stopping.clone(),
         };
         let lv = lv.clone();
         let write_manifest = write_manifest.clone();
@@ -757,9 +772,17 @@ pub async fn run(
             } else {
                 Status::Failed
             };
-            if let Err(e) = &res {
-                *lv.status.lock().unwrap() = "failed".into();
-                *lv.error.lock().unwrap() = Some(e.to_string());
+            match &res {
+                // After a stop, a step that ended early because its upstream stopped
+                // was interrupted too, not failed.
+                Err(_) if ctx.stopping.is_set() => {
+                    *lv.status.lock().unwrap() = "interrupted".into()
+                }
+                Err(e) => {
+                    *lv.status.lock().unwrap() = "failed".into();
+                    *lv.error.lock().unwrap() = Some(e.to_string());
+                }
+                Ok(()) => {}
             }
             if let Some(t) = *lv.started.lock().unwrap() {
                 *lv.seconds.lock().unwrap() = t.elapsed().as_secs_f64();
@@ -773,16 +796,47 @@ pub async fn run(
     }
 
     let mut errors = Vec::new();
-    let mut interrupted = false;
-    let all = futures::future::join_all(tasks);
-    tokio::pin!(all);
-    let results = tokio::select! {
-        r = &mut all => r,
-        _ = tokio::signal::ctrl_c() => { interrupted = true; vec![] }
+    let mut interrupted: Option<crate::signals::Signal> = None;
+    let results = {
+        let mut all = Box::pin(futures::future::join_all(tasks.iter_mut()));
+        tokio::select! {
+            r = &mut all => r,
+            sig = signals.recv() => {
+                interrupted = Some(sig);
+                let _ = stop_tx.send(true);
+                tracing::warn!(
+                    "{}: stopping; calls under way get up to {} s to finish and be committed (send it again to stop at once)",
+                    sig.name(),
+                    crate::signals::GRACE.as_secs()
+                );
+                tokio::select! {
+                    r = &mut all => r,
+                    _ = tokio::time::sleep(crate::signals::GRACE) => vec![],
+                    _ = signals.recv() => vec![],
+                }
+            }
+        }
     };
+    if interrupted.is_some() {
+        // Steps still running past the grace stop here; nothing they had not committed
+        // is believed (their checkpoints say exactly what is done).
+        for t in &tasks {
+            t.abort();
+        }
+        // Only the unfinished: a finished handle was already read by the join above.
+        for t in tasks.into_iter().filter(|t| !t.is_finished()) {
+            let _ = t.await;
+        }
+        for l in &live {
+            let mut st = l.status.lock().unwrap();
+            if !matches!(st.as_str(), "done" | "failed" | "skipped (unchanged)") {
+                *st = "interrupted".into();
+            }
+        }
+    }
     for r in results {
         match r {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) | Ok(Err((_, StepError::Interrupted))) => {}
             Ok(Err((id, e))) => errors.push(format!("step `{id}` failed: {e}")),
             Err(e) => errors.push(format!("a step task panicked: {e}")),
         }
@@ -811,7 +865,7 @@ pub async fn run(
             .flat_map(|l| l.stats.outputs.lock().unwrap().clone())
             .collect();
     }
-    let status = if interrupted {
+    let status = if interrupted.is_some() {
         "interrupted"
     } else if errors.is_empty() {
         "complete"
@@ -819,7 +873,7 @@ pub async fn run(
         "failed"
     };
     let mut manifest = write_manifest(status).map_err(|e| RunError::Setup(e.to_string()))?;
-    if !interrupted {
+    if interrupted.is_none() {
         // Steps that describe the run (the report) re-render now that it has ended.
         for (ps, lv) in plan.steps.iter().zip(live.iter()) {
             let st = lv.status.lock().unwrap().clone();
@@ -845,11 +899,15 @@ pub async fn run(
             manifest = write_manifest("failed").map_err(|e| RunError::Setup(e.to_string()))?;
         }
     }
-    if interrupted {
-        return Err(RunError::Steps(format!(
-            "interrupted; committed progress is kept in {} — run the same command again to resume",
-            run_dir.display()
-        )));
+    if let Some(signal) = interrupted {
+        return Err(RunError::Interrupted {
+            signal,
+            message: format!(
+                "interrupted by {}; committed progress is kept in {} — run the same command again to resume",
+                signal.name(),
+                run_dir.display()
+            ),
+        });
     }
     if !errors.is_empty() {
         return Err(RunError::Steps(format!(

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod pipeline;
 pub mod progress;
 pub mod rundir;
+pub mod signals;
 
 pub use compile::{compile, compile_limited, Plan, PlannedStep};
 pub use exec::{run, Factory, RunError, RunOptions, RunSummary};

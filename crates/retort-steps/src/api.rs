@@ -34,6 +34,41 @@ pub struct StepCtx {
     /// [`crate::calls::chat`] for the length of one call. Set by the call pool
     /// ([`crate::calls::run_pool`]); `None` outside it (no step-level cap).
     pub gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Set when the run is asked to stop (SIGINT, SIGTERM, SIGHUP): the call pool then
+    /// starts nothing new, lets the calls under way finish and commits them.
+    pub stopping: Stopping,
+}
+
+/// The run's stop request as steps see it. The default never fires (tests, tools).
+#[derive(Clone, Debug)]
+pub struct Stopping(tokio::sync::watch::Receiver<bool>);
+
+impl Default for Stopping {
+    fn default() -> Self {
+        // The sender is dropped at once: `wait` then never returns.
+        Stopping(tokio::sync::watch::channel(false).1)
+    }
+}
+
+impl Stopping {
+    /// A stop request and the handle that raises it.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Stopping) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Stopping(rx))
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once a stop is asked for; never, when nobody can ask.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl StepCtx {
@@ -135,6 +170,9 @@ pub enum StepError {
     /// the batch is not committed and a rerun asks again).
     #[error("transient: {0}")]
     Transient(TeacherError),
+    /// The run was asked to stop; what the step finished is committed.
+    #[error("interrupted")]
+    Interrupted,
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),

@@ -208,10 +208,12 @@ async fn run_pool_with(
     let mut stop: Option<StepError> = None;
     let mut pending: u64 = 0;
     let mut last_transient: Option<TeacherError> = None;
+    // A stop request: start nothing new, let the calls under way finish and commit.
+    let mut draining = false;
 
     loop {
         // Start records while there is room; requeued ones first once their wait is over.
-        while stop.is_none() && live.len() < max_live {
+        while stop.is_none() && !draining && live.len() < max_live {
             let now = Instant::now();
             let job = match delayed.iter().position(|(at, _)| *at <= now) {
                 Some(i) => Some(delayed.swap_remove(i).1),
@@ -223,7 +225,7 @@ async fn run_pool_with(
                 (job, res)
             }));
         }
-        if reading.is_none() && !input_done && stop.is_none() && queue.len() < max_live {
+        if reading.is_none() && !input_done && stop.is_none() && !draining && queue.len() < max_live {
             let mut i = inputs.take().expect("inputs are back when not reading");
             reading = Some(Box::pin(async move {
                 let r = i.next_positioned().await;
@@ -234,6 +236,7 @@ async fn run_pool_with(
         // were under way are dropped (what finished is still committed below).
         let drained = live.is_empty()
             && (stop.is_some()
+                || (draining && reading.is_none())
                 || (queue.is_empty() && reading.is_none() && input_done && delayed.is_empty()));
         if committing.is_none()
             && !finished.is_empty()
@@ -267,6 +270,8 @@ async fn run_pool_with(
                         ctx.stats.add_done(1);
                         finished.push((job.pos, b));
                     }
+                    // Not committed: the next run asks again.
+                    Err(StepError::Transient(_)) if draining => {}
                     Err(StepError::Transient(e)) => {
                         if let Some(wait) = requeue_delays.get(job.attempt).filter(|_| stop.is_none()) {
                             tracing::debug!(step = %ctx.step_id, record = %job.record.id, error = %e, "transient fault; record requeued");
@@ -311,11 +316,19 @@ async fn run_pool_with(
                 sink = Some(s);
                 r?;
             }
+            _ = ctx.stopping.wait(), if !draining => {
+                draining = true;
+                // A read under way holds nothing that is not read again on resume.
+                reading = None;
+            }
             _ = tokio::time::sleep_until(next_wake.into()) => {}
         }
     }
     if let Some(e) = stop {
         return Err(e);
+    }
+    if draining {
+        return Err(StepError::Interrupted);
     }
     if pending > 0 {
         let last = last_transient.map(|e| e.to_string()).unwrap_or_default();

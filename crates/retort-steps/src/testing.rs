@@ -121,5 +121,6 @@ pub fn test_ctx(
         cpu: Cpu::new(2),
         stats: Arc::new(StepStats::default()),
         gate: None,
+        stopping: Default::default(),
     }
 }

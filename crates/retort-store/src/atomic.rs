@@ -107,6 +107,24 @@ pub fn is_temp_file(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// [`remove_temp_files`] in `dir` and every folder below it. Only safe while no other
+/// process writes there (a run directory under its lock).
+pub fn remove_temp_files_under(dir: &Path) -> Result<usize, StoreError> {
+    let mut n = remove_temp_files(dir)?;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(n),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry.file_type().map_err(io_err(&entry.path()))?.is_dir() {
+            n += remove_temp_files_under(&entry.path())?;
+        }
+    }
+    Ok(n)
+}
+
 /// Delete the temporary files an interrupted run left in `dir` (not recursive); returns
 /// how many were removed. Call it before resuming into a directory.
 pub fn remove_temp_files(dir: &Path) -> Result<usize, StoreError> {

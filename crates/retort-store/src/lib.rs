@@ -18,7 +18,7 @@ pub mod rows;
 pub mod schema;
 mod values;
 
-pub use atomic::{is_temp_file, remove_temp_files, write_bytes_atomic};
+pub use atomic::{is_temp_file, remove_temp_files, remove_temp_files_under, write_bytes_atomic};
 pub use error::StoreError;
 pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
 pub use inspect::inspect;

@@ -328,6 +328,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     summary::print(&summary.manifest, &summary.run_dir);
                     Ok(ExitCode::SUCCESS)
                 }
+                Err(retort_runner::RunError::Interrupted { signal, message }) => {
+                    eprintln!("{message}");
+                    Ok(ExitCode::from(signal.exit_code()))
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     Ok(ExitCode::from(1))

@@ -446,3 +446,95 @@ fn a_broken_cache_is_set_aside_and_no_cache_never_opens_it() {
     assert_eq!(aside.len(), 1, "one moved-aside file");
     assert_eq!(export_rows(&d.join("run/out.parquet")), want);
 }
+
+/// Item 5: SIGTERM (what `kill`, a scheduler or `docker stop` send) and SIGHUP stop a
+/// run like Ctrl-C: the calls under way are committed, the manifest says
+/// `interrupted`, the failure tables are gathered, the exit code is 128 + the signal and
+/// the message says how to resume; the resumed run equals an uninterrupted one and
+/// leaves no temp file. The old code exited 143 silently with the manifest `running`.
+#[test]
+fn sigterm_and_sighup_stop_cleanly_and_the_same_command_resumes() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: std::time::Duration::from_millis(20),
+        rate_bad_prompt: 0.02,
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 3000, 16, "");
+    let o = run(&["run", "p.toml", "--out", "reference"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = export_rows(&d.join("reference/out.parquet"));
+
+    for (sig, code) in [("TERM", 143), ("HUP", 129)] {
+        let out = format!("run-{sig}");
+        let child = retort()
+            .args(["run", "p.toml", "--out", &out])
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_parts(&d.join(&out).join("steps/answers"), 2);
+        let sent = std::time::Instant::now();
+        let k = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(k.success());
+        let o = child.wait_with_output().unwrap();
+        let log = text(&o);
+        assert_eq!(o.status.code(), Some(code), "SIG{sig}: {log}");
+        assert!(
+            sent.elapsed().as_secs() < 8,
+            "stopped within the grace period"
+        );
+        assert!(log.contains(&format!("interrupted by SIG{sig}")), "{log}");
+        assert!(
+            log.contains("run the same command again to resume"),
+            "{log}"
+        );
+        let m = manifest(&d.join(&out).join("manifest.json"));
+        assert_eq!(m["status"], "interrupted", "{m}");
+        assert_eq!(m["steps"][1]["status"], "interrupted", "{m}");
+        assert!(
+            d.join(&out).join("failures.parquet").exists(),
+            "failure tables gathered"
+        );
+
+        let o = run(&["run", "p.toml", "--out", &out], d);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            export_rows(&d.join(&out).join("out.parquet")),
+            want,
+            "SIG{sig}"
+        );
+        let temps: Vec<_> = walk(&d.join(&out))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(".retort-tmp-"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+    }
+}
+
+/// Item 5: an export's temp file left by a SIGKILL is removed when the run resumes.
+#[test]
+fn temp_files_of_a_killed_run_are_removed_on_resume() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        record: false,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(d, &mock.base_url(), 50, 8, "");
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    // What a kill between an export's create and its rename leaves behind.
+    let debris = d.join("run/.out.parquet.retort-tmp-99999-0");
+    std::fs::write(&debris, b"half an export").unwrap();
+    std::fs::remove_file(d.join("run/out.parquet")).unwrap();
+    let o = run(&["run", "p.toml", "--out", "run"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!debris.exists());
+}
