@@ -195,10 +195,15 @@ pub fn compile_limited(
     let teachers = compile_teachers(&source, &doc, &mut errors);
     let embedder = compile_embedder(&source, &doc, &mut errors);
 
+    // Steps are checked against what the file declares, valid or not: a typo inside
+    // [teachers.big] is one error there, not one more per step that uses `big`.
     let ctx = BuildCtx {
         base_dir: base_dir.clone(),
-        teachers: teachers.keys().cloned().collect(),
-        has_embedder: embedder.is_some(),
+        teachers: match doc.get("teachers").and_then(|t| t.as_table()) {
+            Some(t) => t.keys().cloned().collect(),
+            None => vec![],
+        },
+        has_embedder: doc.contains_key("embedder"),
     };
     let steps = compile_steps(
         &source,

@@ -872,7 +872,16 @@ pub async fn run(
     } else {
         "failed"
     };
-    let mut manifest = write_manifest(status).map_err(|e| RunError::Setup(e.to_string()))?;
+    // A manifest that cannot be written (a full disk) is one more error, never one
+    // that hides the steps' own errors and the way to resume.
+    let write_final = |status: &str, errors: &mut Vec<String>| match write_manifest(status) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(format!("manifest.json could not be written: {e}"));
+            None
+        }
+    };
+    let mut written = write_final(status, &mut errors);
     if interrupted.is_none() {
         // Steps that describe the run (the report) re-render now that it has ended.
         for (ps, lv) in plan.steps.iter().zip(live.iter()) {
@@ -895,29 +904,52 @@ pub async fn run(
                 ));
             }
         }
+        if let Err(e) = &gathered {
+            errors.push(format!("gathering failures and rejections: {e}"));
+        }
         if !errors.is_empty() && status == "complete" {
-            manifest = write_manifest("failed").map_err(|e| RunError::Setup(e.to_string()))?;
+            written = write_final("failed", &mut errors);
         }
     }
+    let again = format!(
+        "run the same command again to resume: {}",
+        rundir::command_line()
+    );
     if let Some(signal) = interrupted {
         return Err(RunError::Interrupted {
             signal,
             message: format!(
-                "interrupted by {}; committed progress is kept in {} — run the same command again to resume",
+                "interrupted by {}; committed progress is kept in {} — {again}",
                 signal.name(),
                 run_dir.display()
             ),
         });
     }
-    if !errors.is_empty() {
-        return Err(RunError::Steps(format!(
-            "{}\ncommitted progress is kept in {}; fix the cause and run the same command again to resume",
-            errors.join("\n"),
-            run_dir.display()
-        )));
-    }
-    gathered.map_err(|e| RunError::Setup(format!("gathering failures and rejections: {e}")))?;
+    let manifest = match written {
+        Some(m) if errors.is_empty() => m,
+        _ => {
+            let full = errors.iter().any(|e| is_disk_full(e));
+            return Err(RunError::Steps(format!(
+                "{}\ncommitted progress is kept in {}; {}{again}",
+                errors.join("\n"),
+                run_dir.display(),
+                if full {
+                    "the disk is full: free space there (df -h shows how much), then "
+                } else {
+                    "fix the cause and "
+                }
+            )));
+        }
+    };
     Ok(RunSummary { run_dir, manifest })
+}
+
+/// Whether an error message is the OS's "disk full" (ENOSPC, or a quota).
+fn is_disk_full(message: &str) -> bool {
+    message.contains("No space left on device")
+        || message.contains("os error 28")
+        || message.contains("Disk quota exceeded")
+        || message.contains("StorageFull")
 }
 
 /// The steps this run skips, in plan order: finished before with the same config hash,

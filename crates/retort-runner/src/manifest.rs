@@ -68,6 +68,9 @@ pub struct StepReport {
     pub metrics: BTreeMap<String, f64>,
     pub seconds: f64,
     pub error: Option<String>,
+    /// What the user should know that did not stop the step (an empty input file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl StepReport {
@@ -95,6 +98,7 @@ impl StepReport {
             metrics: l.stats.metrics.lock().unwrap().clone(),
             seconds,
             error: l.error.lock().unwrap().clone(),
+            warnings: l.stats.warnings.lock().unwrap().clone(),
         }
     }
 }

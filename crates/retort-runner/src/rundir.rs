@@ -159,7 +159,7 @@ impl RunLock {
 
 /// This process's command line with every `--set` value cut to its key: a value set
 /// on the command line may be a header credential, and the lock file is on disk.
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut out: Vec<String> = Vec::new();
     let mut after_set = false;
     for a in std::env::args() {

@@ -117,6 +117,9 @@ pub struct StepStats {
     pub pool: std::sync::atomic::AtomicBool,
     /// Input rows an earlier attempt had finished when this one started (resume).
     pub resumed_in: AtomicU64,
+    /// Things the user should know that did not stop the step (an empty input file),
+    /// shown in the run summary and the manifest.
+    pub warnings: Mutex<Vec<String>>,
 }
 
 impl StepStats {
@@ -144,6 +147,11 @@ impl StepStats {
         };
         self.outputs.lock().unwrap().push(shown);
         self.output_files.lock().unwrap().push(path.to_path_buf());
+    }
+    /// A warning for the run summary and the manifest (also logged now).
+    pub fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.warnings.lock().unwrap().push(message);
     }
     /// Record a named metric for the manifest.
     pub fn set_metric(&self, name: &str, v: f64) {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{Failure, Message, Provenance, Record};
+use retort_core::{Failure, Message, Provenance, Record, Rejection};
 use retort_store::{read_rows, Row, RowFormat, RowIter};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -48,6 +48,22 @@ pub struct LoadOptions {
     /// of a pipeline. `retort run --limit N` sets it on every `load` step.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// An input file with no rows: `warn` (default; a warning in the run summary) or
+    /// `error` (the step fails naming the file).
+    #[serde(default = "default_on_empty")]
+    pub on_empty: String,
+    /// A row whose id was already used (ids are unique in a run): `error` (default; the
+    /// step fails naming both lines), `keep_first` (later rows are rejections with
+    /// reason `duplicate_id`) or `renumber` (later rows get `<id>-2`, `<id>-3`, …).
+    #[serde(default = "default_duplicate_ids")]
+    pub duplicate_ids: String,
+}
+
+fn default_on_empty() -> String {
+    "warn".into()
+}
+fn default_duplicate_ids() -> String {
+    "error".into()
 }
 
 fn default_on_error() -> String {
@@ -86,6 +102,23 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
                 None
             }
         },
+    };
+    if o.on_empty != "warn" && o.on_empty != "error" {
+        errs.push(format!(
+            "`on_empty` must be \"warn\" or \"error\", got `{}`",
+            o.on_empty
+        ));
+    }
+    let duplicate_ids = match o.duplicate_ids.as_str() {
+        "error" => DuplicateIds::Error,
+        "keep_first" => DuplicateIds::KeepFirst,
+        "renumber" => DuplicateIds::Renumber,
+        other => {
+            errs.push(format!(
+                "`duplicate_ids` must be \"error\", \"keep_first\" or \"renumber\", got `{other}`"
+            ));
+            DuplicateIds::Error
+        }
     };
     if o.on_error != "fail" && o.on_error != "skip" {
         errs.push(format!(
@@ -131,6 +164,8 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             skip_bad: o.on_error == "skip",
             batch: o.batch_size,
             limit: o.limit.unwrap_or(u64::MAX),
+            empty_is_error: o.on_empty == "error",
+            duplicate_ids,
         }),
         writes,
     );
@@ -146,6 +181,69 @@ pub struct Load {
     skip_bad: bool,
     batch: usize,
     limit: u64,
+    empty_is_error: bool,
+    duplicate_ids: DuplicateIds,
+}
+
+/// What `duplicate_ids` says to do with a repeated id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DuplicateIds {
+    Error,
+    KeepFirst,
+    Renumber,
+}
+
+/// The ids seen so far in this step (across its files), with where each was first seen,
+/// and how many times each was renumbered.
+#[derive(Default)]
+struct Ids {
+    first: std::collections::HashMap<String, At>,
+    repeats: std::collections::HashMap<String, u64>,
+}
+
+/// Where a row is: file index and line.
+type At = (usize, usize);
+
+impl Ids {
+    /// Registers `r`'s id (found at `at`). `Ok(true)`: keep the record (perhaps
+    /// renumbered); `Ok(false)`: a rejected repeat; `Err`: the message naming both lines.
+    fn admit(
+        &mut self,
+        r: &mut Record,
+        at: At,
+        policy: DuplicateIds,
+        files: &[PathBuf],
+    ) -> Result<bool, String> {
+        let Some(&first) = self.first.get(&r.id) else {
+            self.first.insert(r.id.clone(), at);
+            return Ok(true);
+        };
+        match policy {
+            DuplicateIds::Error => {
+                let name = |(f, l): At| format!("{} line {l}", files[f].display());
+                Err(format!(
+                    "{}: id {:?} was already used at {}; ids must be unique (hint: fix the file, or set duplicate_ids = \"keep_first\" to keep the first and reject the rest, or \"renumber\" to give repeats new ids)",
+                    name(at),
+                    r.id,
+                    name(first)
+                ))
+            }
+            DuplicateIds::KeepFirst => Ok(false),
+            DuplicateIds::Renumber => {
+                let n = self.repeats.entry(r.id.clone()).or_insert(1);
+                let new = loop {
+                    *n += 1;
+                    let candidate = format!("{}-{n}", r.id);
+                    if !self.first.contains_key(&candidate) {
+                        break candidate;
+                    }
+                };
+                self.first.insert(new.clone(), at);
+                r.id = new;
+                Ok(true)
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -160,26 +258,36 @@ impl Step for Load {
         _inputs: Inputs,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        // Rows are counted across all files; on resume the first `consumed` are skipped.
+        // Rows are counted across all files; on resume the first `consumed` are skipped
+        // (read again all the same, so ids and renumbering replay exactly).
         // Committing a batch overlaps with reading the next one.
         let mut to_skip = out.consumed();
         let mut left = self.limit.saturating_sub(to_skip);
         let mut pending: Option<Batch> = None;
-        for path in &self.paths {
+        let mut ids = Ids::default();
+        let files = Arc::new(self.paths.clone());
+        for (file, path) in self.paths.iter().enumerate() {
             if left == 0 {
                 break;
             }
             let mut iter: RowIter =
                 read_rows(path, self.format).map_err(|e| StepError::Config(e.to_string()))?;
+            let mut rows_in_file = 0u64;
             while left > 0 {
                 let n = (self.batch as u64).min(left) as usize;
                 let skip = to_skip;
-                let fields = self.fields.clone();
-                let step = ctx.step_id.clone();
-                let skip_bad = self.skip_bad;
+                let how = ReadHow {
+                    fields: self.fields.clone(),
+                    step: ctx.step_id.clone(),
+                    skip_bad: self.skip_bad,
+                    file,
+                    files: files.clone(),
+                    duplicate_ids: self.duplicate_ids,
+                };
+                let mut seen = std::mem::take(&mut ids);
                 let read = ctx.cpu.run(move || {
-                    let r = read_batch(&mut iter, n, skip, &fields, &step, skip_bad);
-                    (iter, r)
+                    let r = read_batch(&mut iter, n, skip, &how, &mut seen);
+                    (iter, seen, r)
                 });
                 let commit = async {
                     match pending.take() {
@@ -187,19 +295,33 @@ impl Step for Load {
                         None => Ok(()),
                     }
                 };
-                let ((it, batch), committed) = tokio::join!(read, commit);
+                let ((it, seen, batch), committed) = tokio::join!(read, commit);
                 committed?;
                 iter = it;
+                ids = seen;
                 let (batch, skipped) = batch?;
                 to_skip -= skipped;
+                rows_in_file += skipped + batch.consumed;
                 if batch.consumed == 0 && skipped == 0 {
                     break;
                 }
                 if batch.consumed > 0 {
                     left -= batch.consumed;
                     ctx.stats.add_done(batch.consumed);
+                    ctx.stats.count_rejections(&batch.rejections);
                     pending = Some(batch);
                 }
+            }
+            if rows_in_file == 0 && left > 0 {
+                let msg = format!("{} has no rows", path.display());
+                if self.empty_is_error {
+                    return Err(StepError::Config(format!(
+                        "step `{}`: {msg} (on_empty = \"error\"); hint: check the path, or set on_empty = \"warn\"",
+                        ctx.step_id
+                    )));
+                }
+                ctx.stats
+                    .warn(format!("{msg}; the step went on without it"));
             }
         }
         if let Some(b) = pending {
@@ -209,19 +331,44 @@ impl Step for Load {
     }
 }
 
-/// Read up to `n` rows into a batch, first skipping `skip` rows already committed.
+/// How [`read_batch`] maps rows: the step's options and which file it reads.
+struct ReadHow {
+    fields: BTreeMap<String, String>,
+    step: String,
+    skip_bad: bool,
+    /// Index of the file in `files`.
+    file: usize,
+    files: Arc<Vec<PathBuf>>,
+    duplicate_ids: DuplicateIds,
+}
+
+/// Read up to `n` rows into a batch, first skipping `skip` rows already committed
+/// (whose ids are registered all the same).
 fn read_batch(
     it: &mut RowIter,
     n: usize,
     skip: u64,
-    fields: &BTreeMap<String, String>,
-    step: &str,
-    skip_bad: bool,
+    how: &ReadHow,
+    ids: &mut Ids,
 ) -> Result<(Batch, u64), StepError> {
+    let step = how.step.as_str();
+    // Generated ids are `<step>-<line>`; lines repeat across files, so later files
+    // add their index.
+    let prefix = match how.file {
+        0 => how.step.clone(),
+        k => format!("{step}-{k}"),
+    };
+    let fields = &how.fields;
     let mut skipped = 0;
     while skipped < skip {
-        if it.next().is_none() {
-            break;
+        let Some(row) = it.next() else { break };
+        // These rows were committed by the same options (another policy is another
+        // config hash), so replaying them registers their ids and cannot fail; a bad
+        // row among them was a failure row then and is nothing now.
+        if let Ok(row) = row {
+            if let Ok(mut r) = to_record(&row, fields, &prefix) {
+                let _ = ids.admit(&mut r, (how.file, row.line), how.duplicate_ids, &how.files);
+            }
         }
         skipped += 1;
     }
@@ -229,10 +376,25 @@ fn read_batch(
     for row in it.by_ref() {
         b.consumed += 1;
         match row {
-            Ok(row) => match to_record(&row, fields, step) {
-                Ok(r) => b.records.push(r),
+            Ok(row) => match to_record(&row, fields, &prefix) {
+                Ok(mut r) => {
+                    match ids.admit(&mut r, (how.file, row.line), how.duplicate_ids, &how.files) {
+                        Ok(true) => b.records.push(r),
+                        Ok(false) => b.rejections.push(Rejection {
+                            step: step.to_string(),
+                            record_id: r.id.clone(),
+                            reason: "duplicate_id".into(),
+                            detail: format!(
+                                "line {} repeats an earlier id (duplicate_ids = \"keep_first\")",
+                                row.line
+                            ),
+                            text: r.instruction.clone().unwrap_or_default(),
+                        }),
+                        Err(msg) => return Err(StepError::Config(format!("step `{step}`: {msg}"))),
+                    }
+                }
                 Err(msg) => {
-                    if !skip_bad {
+                    if !how.skip_bad {
                         return Err(StepError::Config(format!(
                             "step `{step}`: row at line {} {msg}; fix the file, add a `fields` mapping, or set on_error = \"skip\" to send such rows to failures.parquet",
                             row.line
@@ -240,7 +402,7 @@ fn read_batch(
                     }
                     b.failures.push(Failure {
                         step: step.to_string(),
-                        record_id: format!("{step}-{}", row.line),
+                        record_id: format!("{prefix}-{}", row.line),
                         class: "bad_input".into(),
                         status: None,
                         message: format!("line {}: {msg}", row.line),
@@ -249,14 +411,14 @@ fn read_batch(
                 }
             },
             Err(e) => {
-                if !skip_bad {
+                if !how.skip_bad {
                     return Err(StepError::Config(format!(
                         "step `{step}`: {e}; fix the file or set on_error = \"skip\" to send bad rows to failures.parquet"
                     )));
                 }
                 b.failures.push(Failure {
                     step: step.to_string(),
-                    record_id: format!("{step}-{}", e.line),
+                    record_id: format!("{prefix}-{}", e.line),
                     class: "bad_input".into(),
                     status: None,
                     message: e.to_string(),

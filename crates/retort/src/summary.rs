@@ -17,6 +17,11 @@ pub fn print(m: &Manifest, run_dir: &Path) {
             s.id, s.kind, s.rows_in, s.rows_out, s.failures, rejected, s.seconds, s.status
         );
     }
+    for s in &m.steps {
+        for w in &s.warnings {
+            println!("warning: step `{}`: {w}", s.id);
+        }
+    }
     if let Some(total) = m.teachers.get("total") {
         let g = |k: &str| total.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
         if g("calls") > 0.0 {

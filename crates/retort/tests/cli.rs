@@ -347,6 +347,8 @@ id = "l"
 kind = "load"
 paths = ["a.jsonl", "b.jsonl"]
 batch_size = 4
+# Both files number their rows r0, r1, …
+duplicate_ids = "renumber"
 [[step]]
 id = "e"
 kind = "export"

@@ -538,3 +538,226 @@ fn temp_files_of_a_killed_run_are_removed_on_resume() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(!debris.exists());
 }
+
+fn load_pipeline(d: &Path, load_extra: &str, files: &[&str]) {
+    let paths: Vec<String> = files.iter().map(|f| format!("{f:?}")).collect();
+    write(
+        d,
+        "p.toml",
+        &format!(
+            r#"
+name = "inputs"
+[[step]]
+id = "rows"
+kind = "load"
+paths = [{}]
+{load_extra}
+[[step]]
+id = "out"
+kind = "export"
+after = ["rows"]
+format = "alpaca"
+path = "out.jsonl"
+"#,
+            paths.join(", ")
+        ),
+    );
+}
+
+/// Item 6: an empty input file is a warning in the summary and the manifest, or an
+/// error naming the file with `on_empty = "error"` (the old code finished with 0 rows
+/// and no word).
+#[test]
+fn an_empty_input_file_is_a_warning_or_with_on_empty_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "empty.jsonl", "");
+    write(
+        d,
+        "one.jsonl",
+        "{\"id\": \"a\", \"instruction\": \"Say hi.\"}\n",
+    );
+    load_pipeline(d, "", &["one.jsonl", "empty.jsonl"]);
+    let o = retort()
+        .args(["run", "p.toml", "--out", "run"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("warning: step `rows`:") && log.contains("empty.jsonl has no rows"),
+        "{log}"
+    );
+    let m = manifest(&d.join("run/manifest.json"));
+    assert!(
+        m["steps"][0]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("empty.jsonl"),
+        "{m}"
+    );
+
+    load_pipeline(d, "on_empty = \"error\"", &["one.jsonl", "empty.jsonl"]);
+    let o = run(&["run", "p.toml", "--out", "run2"], d);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("empty.jsonl has no rows (on_empty = \"error\")"),
+        "{log}"
+    );
+}
+
+/// Item 6: duplicate ids are an error naming both lines (the old code passed them
+/// through though ids are documented unique), unless `duplicate_ids` says how to
+/// resolve them; ids generated for rows without one never collide across files.
+#[test]
+fn duplicate_ids_are_an_error_naming_both_lines_unless_resolved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(
+        d,
+        "dups.jsonl",
+        &["One.", "Two.", "Three.", "Four."]
+            .iter()
+            .zip(["a", "b", "a", "a"])
+            .map(|(t, id)| {
+                format!("{{\"id\": \"{id}\", \"instruction\": \"{t}\", \"output\": \"ok\"}}\n")
+            })
+            .collect::<String>(),
+    );
+    load_pipeline(d, "", &["dups.jsonl"]);
+    let o = run(&["run", "p.toml", "--out", "r1"], d);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("dups.jsonl line 3: id \"a\" was already used at")
+            && log.contains("dups.jsonl line 1"),
+        "{log}"
+    );
+
+    load_pipeline(d, "duplicate_ids = \"keep_first\"", &["dups.jsonl"]);
+    let o = run(&["run", "p.toml", "--out", "r2"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let ids = py(&format!(
+        "import json, pyarrow.parquet as pq\n\
+print([json.loads(l)['instruction'] for l in open('{}')], sorted(r['reason'] for r in pq.read_table('{}').to_pylist()))",
+        d.join("r2/out.jsonl").display(),
+        d.join("r2/rejections.parquet").display()
+    ));
+    assert_eq!(ids, "['One.', 'Two.'] ['duplicate_id', 'duplicate_id']");
+
+    load_pipeline(d, "duplicate_ids = \"renumber\"", &["dups.jsonl"]);
+    let o = run(&["run", "p.toml", "--out", "r3"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let ids = py(&format!(
+        "import pyarrow.parquet as pq\nprint(sorted(r['id'] for r in pq.read_table('{}').to_pylist()))",
+        d.join("r3/steps/rows/part-00000.parquet").display()
+    ));
+    assert_eq!(ids, "['a', 'a-2', 'a-3', 'b']");
+
+    // Rows without ids in two files: generated ids differ (they used to repeat).
+    write(
+        d,
+        "x.jsonl",
+        "{\"instruction\": \"X1.\"}\n{\"instruction\": \"X2.\"}\n",
+    );
+    write(d, "y.jsonl", "{\"instruction\": \"Y1.\"}\n");
+    load_pipeline(d, "", &["x.jsonl", "y.jsonl"]);
+    let o = run(&["run", "p.toml", "--out", "r4"], d);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Item 6: one typo inside a teacher table is one error (the old code added a false
+/// "teacher not declared" for every step that uses it).
+#[test]
+fn a_typo_in_a_teacher_table_is_one_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(
+        d,
+        "seeds.jsonl",
+        "{\"id\": \"a\", \"instruction\": \"Say hi.\"}\n",
+    );
+    write(
+        d,
+        "p.toml",
+        r#"
+name = "typo"
+[teachers.big]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+max_in_flihgt = 4
+[[step]]
+id = "seeds"
+kind = "load"
+path = "seeds.jsonl"
+[[step]]
+id = "a"
+kind = "respond"
+after = ["seeds"]
+teacher = "big"
+[[step]]
+id = "b"
+kind = "score"
+after = ["a"]
+teacher = "big"
+[[step]]
+id = "c"
+kind = "judge"
+after = ["a"]
+teacher = "big"
+"#,
+    );
+    let o = run(&["validate", "p.toml"], d);
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{log}");
+    assert_eq!(log.matches("error:").count(), 1, "{log}");
+    assert!(log.contains("max_in_flihgt"), "{log}");
+}
+
+/// Item 6: when the manifest cannot be written at the end (a full disk), the step's
+/// own error and the resume hint are still what the user reads; the old code showed
+/// only the manifest's write error.
+#[test]
+fn a_failed_manifest_write_does_not_hide_the_step_error() {
+    let (_rt, mock) = start_mock(retort_mock::MockConfig {
+        latency: std::time::Duration::from_millis(20),
+        record: false,
+        // Down for good after 1,500 requests: past max_outage_secs the step stops.
+        outage_after: Some((1500, std::time::Duration::from_secs(120))),
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    respond_pipeline(
+        d,
+        &mock.base_url(),
+        3000,
+        16,
+        "max_outage_secs = 1\nbreaker_cooldown_secs = 0.2",
+    );
+    let child = retort()
+        .args(["run", "p.toml", "--out", "run"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_parts(&d.join("run/steps/answers"), 1);
+    // A directory (with a file in it) where manifest.json goes: renaming over it fails.
+    let m = d.join("run/manifest.json");
+    std::fs::remove_file(&m).unwrap();
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("x"), b"").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let log = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("step `answers` failed"), "{log}");
+    assert!(log.contains("manifest.json could not be written"), "{log}");
+    assert!(
+        log.contains("run the same command again to resume: "),
+        "{log}"
+    );
+}
