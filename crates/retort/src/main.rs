@@ -55,7 +55,9 @@ retort run pipelines/sft.toml --fresh\n  \
 retort run pipelines/sft.toml --limit 20 --out runs/sft-trial\n\n\
 Re-running the same command resumes: finished steps whose configuration is unchanged are \
 skipped, an interrupted step continues after its last committed batch, and teacher answers \
-come from the response cache. Exit codes: 0 done, 1 a step failed, 2 the pipeline file has errors.")]
+come from the response cache. One run writes a directory at a time (a second one is refused at once). \
+Exit codes: 0 done, 1 a step failed or the directory is in use, 2 the pipeline file has errors, \
+130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (committed work kept; run the same command to resume).")]
     Run {
         /// The pipeline file.
         pipeline: PathBuf,
