@@ -225,7 +225,8 @@ async fn run_pool_with(
                 (job, res)
             }));
         }
-        if reading.is_none() && !input_done && stop.is_none() && !draining && queue.len() < max_live {
+        if reading.is_none() && !input_done && stop.is_none() && !draining && queue.len() < max_live
+        {
             let mut i = inputs.take().expect("inputs are back when not reading");
             reading = Some(Box::pin(async move {
                 let r = i.next_positioned().await;

@@ -230,7 +230,8 @@ impl Step for Export {
                 } else {
                     split_path(p, &key)
                 };
-                ctx.stats.add_output(&ctx.run_dir.join(rel), Some(rows as u64));
+                ctx.stats
+                    .add_output(&ctx.run_dir.join(rel), Some(rows as u64));
             }
         }
         out.commit(Batch {
