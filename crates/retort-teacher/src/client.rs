@@ -16,7 +16,6 @@ use crate::accounting::{estimate_cost, Accounting, Ledger};
 use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, Teacher, TeacherError};
 use crate::cache::{request_key, ResponseCache};
 use crate::config::TeacherConfig;
-use crate::http::apply_defaults;
 use crate::ratelimit::Pacer;
 
 /// What every teacher client of a run shares.
@@ -565,7 +564,7 @@ impl Client {
                 Ok(r)
             }
         };
-        apply_defaults(&self.cfg, req);
+        self.cfg.apply_defaults(req);
         let key = self.shared.cache.as_ref().map(|_| {
             request_key(
                 self.backend.provider(),

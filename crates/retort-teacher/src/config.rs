@@ -247,6 +247,20 @@ impl fmt::Debug for TeacherConfig {
 }
 
 impl TeacherConfig {
+    /// Fills a request's unset sampling parameters from this teacher's defaults. The
+    /// client does it once, before the cache key is taken; backends send what they get.
+    pub fn apply_defaults(&self, req: &mut crate::api::ChatRequest) {
+        if req.temperature.is_none() {
+            req.temperature = self.temperature;
+        }
+        if req.top_p.is_none() {
+            req.top_p = self.top_p;
+        }
+        if req.max_tokens.is_none() {
+            req.max_tokens = self.max_tokens;
+        }
+    }
+
     /// A config with every default, for the given provider and model (tests, code).
     pub fn new(provider: Provider, model: impl Into<String>) -> TeacherConfig {
         TeacherConfig {

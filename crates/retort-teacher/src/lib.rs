@@ -36,9 +36,10 @@ pub use api::*;
 pub use cache::{request_key, text_hash, CacheError, CacheKey, CachedResponse, ResponseCache};
 pub use client::{estimate_tokens, CallOptions, Client, ClientStats, Shared};
 pub use config::{EmbedderConfig, EmbedderProvider, EndpointConfig, Provider, TeacherConfig};
-pub use http::{
-    api_url, apply_defaults, http_backend, parse_retry_after, AnthropicBackend, EndpointOutcome,
-    EndpointPool, EndpointStats, OpenAiBackend, OpenAiEmbedder,
-};
+pub use http::anthropic::AnthropicBackend;
+pub use http::embeddings::OpenAiEmbedder;
+pub use http::openai::OpenAiBackend;
+pub use http::pool::{EndpointOutcome, EndpointPool, EndpointStats};
+pub use http::{api_url, http_backend, parse_retry_after};
 pub use ratelimit::{parse_reset, Pacer, RateHeaders};
 pub use secret::{is_secret_header, redact_headers, Secret};

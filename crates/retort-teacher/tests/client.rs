@@ -566,7 +566,7 @@ async fn a_server_echoing_the_key_leaves_it_nowhere() {
     .unwrap();
     for provider in [Provider::Openai, Provider::Anthropic] {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Arc::new(ResponseCache::open(&dir.path().join("cache.sqlite")).unwrap());
+        let cache = Arc::new(ResponseCache::open(dir.path().join("cache.sqlite")).unwrap());
         let mut c = cfg(&mock.base_url());
         c.provider = provider;
         c.api_key_env = Some("RETORT_TEST_ECHO_KEY".into());

@@ -1,0 +1,201 @@
+//! Any OpenAI-compatible server: `POST {base}/chat/completions`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use retort_core::Message;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::pool::EndpointPool;
+use super::{body_preview, estimate_usage, finish, with_extra, ChatWire};
+use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, RawChat, TeacherError, Usage};
+use crate::config::TeacherConfig;
+
+#[derive(Serialize)]
+struct OaiRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct OaiResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<OaiChoice>,
+    #[serde(default)]
+    usage: Option<OaiUsage>,
+}
+
+#[derive(Deserialize)]
+struct OaiChoice {
+    #[serde(default)]
+    message: Option<OaiMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OaiMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OaiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// `response_format` as OpenAI wants it: passed through when it already has a
+/// `type`, otherwise taken as a bare JSON schema and wrapped in `json_schema`.
+fn response_format(v: &Value) -> Value {
+    if v.get("type").and_then(|t| t.as_str()).is_some() && v.get("properties").is_none() {
+        v.clone()
+    } else {
+        serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": v, "strict": true}
+        })
+    }
+}
+
+/// Any OpenAI-compatible server: `POST {base}/chat/completions`.
+pub struct OpenAiBackend {
+    cfg: TeacherConfig,
+    wire: ChatWire,
+}
+
+impl OpenAiBackend {
+    /// Builds the backend; reads the key from `api_key_env` now, so a missing key is
+    /// reported before the run starts.
+    pub fn new(cfg: &TeacherConfig) -> Result<OpenAiBackend, String> {
+        let wire = ChatWire::new(
+            cfg,
+            |k| ("authorization", format!("Bearer {}", k.expose())),
+            vec![],
+            "chat/completions",
+        )?;
+        Ok(OpenAiBackend {
+            cfg: cfg.clone(),
+            wire,
+        })
+    }
+
+    /// The endpoint pool (for per-endpoint stats).
+    pub fn pool(&self) -> &Arc<EndpointPool> {
+        &self.wire.pool
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<ChatResponse, TeacherError> {
+        parse_openai(body, &self.cfg.model)
+    }
+}
+
+/// Parses an OpenAI chat completion body.
+pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, TeacherError> {
+    let r: OaiResponse = serde_json::from_slice(body).map_err(|e| {
+        TeacherError::BadResponse(format!(
+            "invalid JSON ({e}); body starts {:?}",
+            body_preview(body)
+        ))
+    })?;
+    let choice = r
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| TeacherError::BadResponse("no choices in answer".to_string()))?;
+    let content = choice
+        .message
+        .and_then(|m| m.content)
+        .ok_or_else(|| TeacherError::BadResponse("choice has no message content".to_string()))?;
+    let finish_reason = finish(choice.finish_reason.as_deref());
+    if content.trim().is_empty() && finish_reason != FinishReason::Length {
+        return Err(TeacherError::BadResponse("empty answer".to_string()));
+    }
+    let usage = r.usage.map(|u| Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+    });
+    Ok(ChatResponse {
+        usage: usage.unwrap_or_default(),
+        content,
+        finish_reason,
+        model: r.model.unwrap_or_else(|| model.to_string()),
+        cached: false,
+    })
+}
+
+#[async_trait]
+impl Backend for OpenAiBackend {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+    fn live_endpoints(&self) -> Option<usize> {
+        (self.wire.pool.len() > 1).then(|| self.wire.pool.live())
+    }
+    fn model(&self) -> &str {
+        &self.cfg.model
+    }
+    async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, TeacherError> {
+        Ok(self.chat_raw(req).await?.response)
+    }
+    async fn chat_raw(&self, req: &ChatRequest) -> Result<RawChat, TeacherError> {
+        let wire = OaiRequest {
+            model: &self.cfg.model,
+            messages: &req.messages,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_tokens: req.max_tokens,
+            stop: &req.stop,
+            seed: req.seed,
+            response_format: req.response_format.as_ref().map(response_format),
+        };
+        let body = with_extra(&wire, &self.cfg.extra_body)?;
+        self.wire
+            .exchange(body, |bytes| {
+                let mut response = self.parse(bytes)?;
+                if response.usage == Usage::default() {
+                    // Some servers (older llama.cpp) report no usage; estimate so limits
+                    // and cost still move.
+                    response.usage = estimate_usage(req, &response.content);
+                }
+                Ok(response)
+            })
+            .await
+    }
+    fn parse_raw(&self, raw: &str) -> Result<ChatResponse, TeacherError> {
+        self.parse(raw.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn openai_body_classification() {
+        let ok = br#"{"model":"m","choices":[{"message":{"content":"hi"},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+        let r = parse_openai(ok, "x").unwrap();
+        assert_eq!(r.finish_reason, FinishReason::Length);
+        assert_eq!(r.usage.prompt_tokens, 3);
+        let e = parse_openai(br#"{"choices":[]}"#, "x").unwrap_err();
+        assert_eq!(e.class(), "bad_response");
+        let e = parse_openai(br#"{"choices":[{"message":{"con"#, "x").unwrap_err();
+        assert!(e.to_string().contains("invalid JSON"), "{e}");
+    }
+}
