@@ -1,4 +1,4 @@
-//! The DAG executor: every step runs as a tokio task; streaming steps consume their
+//! The DAG driver: every step runs as a tokio task; streaming steps consume their
 //! upstream's committed parts as they appear, whole-table steps wait for their inputs
 //! to finish. Records travel between steps through committed Parquet parts, so memory
 //! stays bounded by the batch size however fast each side is, and the same files are
@@ -8,34 +8,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use async_trait::async_trait;
-use retort_core::{PositionSet, Record};
-use retort_steps::{
-    Batch, Cpu, InputStream, Inputs, OutputSink, Positioned, Shape, StepCtx, StepError, StepStats,
-};
-use retort_teacher::{
-    Accounting, Backend, ChatRequest, ChatResponse, Client, Embedder, EmbedderConfig,
-    ResponseCache, Shared, Teacher, TeacherConfig, TeacherError,
-};
+use retort_steps::{Cpu, InputStream, Inputs, Shape, StepCtx, StepError};
+use retort_teacher::{Accounting, Embedder, ResponseCache, Shared, Teacher};
 use serde::Serialize;
 use tokio::sync::{watch, OnceCell};
 
 use crate::compile::Plan;
+pub use crate::factory::Factory;
+use crate::factory::{LazyEmbedder, LazyTeacher};
 use crate::handoff::Handoff;
+use crate::io::{CountingInput, DirSink, InputCursor, PartInput, Status, Up};
+use crate::live::Live;
 use crate::manifest::{Manifest, StepReport};
 use crate::progress::{ClientProbe, Progress};
+use crate::resume::{earlier_spend, retry_failed, verified_skips};
 use crate::rundir::{self, StepDir};
-
-/// Builds the backends behind teachers and the embedder. The CLI supplies one that
-/// knows the HTTP providers and the embedded models; tests supply their own.
-pub trait Factory: Send + Sync {
-    /// A backend for the named teacher.
-    fn backend(&self, name: &str, cfg: &TeacherConfig) -> Result<Arc<dyn Backend>, String>;
-    /// The embedder.
-    fn embedder(&self, cfg: &EmbedderConfig) -> Result<Arc<dyn Embedder>, String>;
-}
 
 /// How this run behaves (as opposed to what the pipeline defines).
 #[derive(Clone, Debug, Default)]
@@ -81,461 +70,6 @@ pub struct RunSummary {
     pub run_dir: PathBuf,
     /// The manifest as written.
     pub manifest: Manifest,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Running,
-    Done,
-    Failed,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Up {
-    parts: usize,
-    status: Status,
-}
-
-/// A teacher whose client is built on first use, so a pipeline that declares a big
-/// local model but only runs cheap steps never loads it.
-struct LazyTeacher {
-    name: String,
-    cfg: TeacherConfig,
-    factory: Arc<dyn Factory>,
-    shared: Arc<Shared>,
-    client: OnceCell<Result<Arc<Client>, String>>,
-}
-
-#[async_trait]
-impl Teacher for LazyTeacher {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn model(&self) -> &str {
-        &self.cfg.model
-    }
-    async fn chat(&self, step: &str, req: ChatRequest) -> Result<ChatResponse, TeacherError> {
-        let client = self
-            .client
-            .get_or_init(|| async {
-                let backend = self.factory.backend(&self.name, &self.cfg)?;
-                Ok(Arc::new(Client::new(
-                    &self.name,
-                    &self.cfg,
-                    backend,
-                    self.shared.clone(),
-                )))
-            })
-            .await;
-        match client {
-            Ok(c) => c.chat(step, req).await,
-            Err(e) => Err(TeacherError::CircuitOpen(format!(
-                "teacher `{}` could not start: {e}",
-                self.name
-            ))),
-        }
-    }
-}
-
-/// The embedder, built on first use, with vectors cached by text hash in the run's
-/// cache so a resumed or repeated run never recomputes them.
-struct LazyEmbedder {
-    cfg: EmbedderConfig,
-    factory: Arc<dyn Factory>,
-    inner: OnceCell<Result<Arc<dyn Embedder>, String>>,
-    cache: Option<Arc<ResponseCache>>,
-}
-
-impl LazyEmbedder {
-    async fn get(&self) -> Result<&Arc<dyn Embedder>, TeacherError> {
-        self.inner
-            .get_or_init(|| async { self.factory.embedder(&self.cfg) })
-            .await
-            .as_ref()
-            .map_err(|e| TeacherError::CircuitOpen(format!("the embedder could not start: {e}")))
-    }
-}
-
-#[async_trait]
-impl Embedder for LazyEmbedder {
-    fn model(&self) -> &str {
-        self.cfg.model.as_deref().unwrap_or("all-minilm-l6-v2")
-    }
-    fn dim(&self) -> usize {
-        self.cfg.dim.unwrap_or(384)
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TeacherError> {
-        let Some(cache) = &self.cache else {
-            return self.get().await?.embed(texts).await;
-        };
-        let model = self.model().to_string();
-        let hashes: Vec<[u8; 32]> = texts.iter().map(|t| retort_teacher::text_hash(t)).collect();
-        // The cache only saves work: a failed read or write is a warning, never a stop.
-        let mut found = match cache.get_embeddings(&model, hashes.clone()).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(
-                    "embedding cache read failed ({e}); computing every vector of this run"
-                );
-                vec![None; texts.len()]
-            }
-        };
-        let missing: Vec<usize> = (0..texts.len()).filter(|i| found[*i].is_none()).collect();
-        if !missing.is_empty() {
-            let todo: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
-            let vecs = self.get().await?.embed(&todo).await?;
-            if vecs.len() != todo.len() {
-                return Err(TeacherError::BadResponse(format!(
-                    "the embedder returned {} vectors for {} texts",
-                    vecs.len(),
-                    todo.len()
-                )));
-            }
-            let items: Vec<([u8; 32], Vec<f32>)> = missing
-                .iter()
-                .zip(&vecs)
-                .map(|(i, v)| (hashes[*i], v.clone()))
-                .collect();
-            if let Err(e) = cache.put_embeddings(&model, items) {
-                tracing::warn!(
-                    "embedding cache write failed ({e}); vectors are not kept for the next run"
-                );
-            }
-            for (i, v) in missing.into_iter().zip(vecs) {
-                found[i] = Some(v);
-            }
-        }
-        Ok(found
-            .into_iter()
-            .map(|v| v.expect("filled above"))
-            .collect())
-    }
-}
-
-/// Input from one upstream step's committed parts, following them as they appear.
-struct PartInput {
-    dir: PathBuf,
-    up: watch::Receiver<Up>,
-    next_part: usize,
-    reader: Option<retort_store::RecordReader>,
-    /// Records of a part taken from the upstream's handoff, not yet handed on.
-    held: std::vec::IntoIter<Record>,
-    handoff: Arc<Handoff>,
-    batch: usize,
-    cursor: Arc<InputCursor>,
-    upstream: String,
-}
-
-/// Input positions of one step, shared by its input streams (read one after another
-/// in `after` order, so one counter numbers them all), and the positions committed
-/// batches already finished.
-struct InputCursor {
-    next: AtomicU64,
-    done: PositionSet,
-}
-
-impl InputCursor {
-    /// Numbers `rows` and leaves out those a committed batch finished (resume); `None`
-    /// when nothing is left to hand on.
-    fn position(&self, rows: Vec<Record>) -> Option<Positioned> {
-        let start = self.next.fetch_add(rows.len() as u64, Ordering::Relaxed);
-        let end = start + rows.len() as u64;
-        let mut p = Positioned::default();
-        if self.done.is_empty()
-            || !self
-                .done
-                .ranges()
-                .iter()
-                .any(|&(a, b)| a < end && start < b)
-        {
-            p.positions = (start..end).collect();
-            p.records = rows;
-        } else {
-            for (pos, r) in (start..end).zip(rows) {
-                if !self.done.contains(pos) {
-                    p.positions.push(pos);
-                    p.records.push(r);
-                }
-            }
-        }
-        (!p.records.is_empty()).then_some(p)
-    }
-}
-
-#[async_trait]
-impl InputStream for PartInput {
-    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
-        loop {
-            if self.held.len() > 0 {
-                let rows: Vec<Record> = self.held.by_ref().take(self.batch).collect();
-                if let Some(p) = self.cursor.position(rows) {
-                    return Ok(Some(p));
-                }
-                continue;
-            }
-            if let Some(mut r) = self.reader.take() {
-                let (r2, next) = tokio::task::spawn_blocking(move || {
-                    let n = r.next();
-                    (r, n)
-                })
-                .await
-                .map_err(|e| StepError::Other(format!("reader task: {e}")))?;
-                match next {
-                    Some(Ok(rows)) => {
-                        self.reader = Some(r2);
-                        if let Some(p) = self.cursor.position(rows) {
-                            return Ok(Some(p));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => return Err(StepError::Io(e.to_string())),
-                    None => continue,
-                }
-            }
-            let up = *self.up.borrow_and_update();
-            if self.next_part < up.parts {
-                let part = self.next_part;
-                self.next_part += 1;
-                if let Some(records) = self.handoff.take(part) {
-                    self.held = records.into_iter();
-                    continue;
-                }
-                let p = self.dir.join(format!("part-{part:05}.parquet"));
-                self.reader = Some(
-                    retort_store::RecordReader::open(&p, self.batch)
-                        .map_err(|e| StepError::Io(e.to_string()))?,
-                );
-                continue;
-            }
-            match up.status {
-                Status::Done => return Ok(None),
-                Status::Failed => {
-                    return Err(StepError::Other(format!(
-                        "upstream step `{}` failed",
-                        self.upstream
-                    )))
-                }
-                Status::Running => {
-                    if self.up.changed().await.is_err() {
-                        return Err(StepError::Other(format!(
-                            "upstream step `{}` stopped",
-                            self.upstream
-                        )));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Commits a step's batches to its folder and tells downstream steps.
-struct DirSink {
-    dir: Option<StepDir>,
-    tx: Arc<watch::Sender<Up>>,
-    handoff: Arc<Handoff>,
-    failures: Arc<AtomicU64>,
-    rows_out: Arc<AtomicU64>,
-}
-
-impl DirSink {
-    async fn with_dir<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&mut StepDir) -> Result<T, StepError> + Send + 'static,
-    ) -> Result<T, StepError> {
-        let mut dir = self.dir.take().expect("step dir present");
-        let (dir, res) = tokio::task::spawn_blocking(move || {
-            let r = f(&mut dir);
-            (dir, r)
-        })
-        .await
-        .map_err(|e| StepError::Other(format!("writer task: {e}")))?;
-        self.dir = Some(dir);
-        res
-    }
-}
-
-#[async_trait]
-impl OutputSink for DirSink {
-    async fn commit(&mut self, batch: Batch) -> Result<(), StepError> {
-        let nf = batch.failures.len() as u64;
-        let nr = batch.records.len() as u64;
-        let (parts, records) = self
-            .with_dir(move |d| {
-                d.commit(&batch)?;
-                Ok((d.parts(), batch.records))
-            })
-            .await?;
-        self.failures.fetch_add(nf, Ordering::Relaxed);
-        self.rows_out.fetch_add(nr, Ordering::Relaxed);
-        self.handoff.put(parts - 1, records);
-        self.tx.send_modify(|u| u.parts = parts);
-        Ok(())
-    }
-    async fn side_table(&mut self, name: &str, records: Vec<Record>) -> Result<(), StepError> {
-        let name = name.to_string();
-        self.with_dir(move |d| d.side_table(&name, &records)).await
-    }
-    async fn committed(&self) -> Result<Vec<Record>, StepError> {
-        let dir = self.dir.as_ref().expect("step dir").dir().to_path_buf();
-        tokio::task::spawn_blocking(move || rundir::read_step_records(&dir))
-            .await
-            .map_err(|e| StepError::Other(format!("reader task: {e}")))?
-    }
-    fn consumed(&self) -> u64 {
-        self.dir.as_ref().map(|d| d.consumed()).unwrap_or(0)
-    }
-    fn resume_state(&self) -> Option<serde_json::Value> {
-        self.dir.as_ref().and_then(|d| d.resume_state())
-    }
-}
-
-/// Per-step live numbers shared with progress and the manifest.
-pub(crate) struct Live {
-    pub id: String,
-    pub kind: String,
-    /// Upstream step ids (for progress totals).
-    pub after: Vec<String>,
-    pub stats: Arc<StepStats>,
-    pub rows_out: Arc<AtomicU64>,
-    pub failures: Arc<AtomicU64>,
-    pub rows_in: Arc<AtomicU64>,
-    pub status: Mutex<String>,
-    pub started: Mutex<Option<Instant>>,
-    pub seconds: Mutex<f64>,
-    pub resumed_rows: AtomicU64,
-    pub error: Mutex<Option<String>>,
-    /// Teacher calls per input row and fixed calls, from the step's plan estimate.
-    pub calls_per_input: f64,
-    pub fixed_calls: u64,
-}
-
-impl Live {
-    fn new(id: &str, kind: &str, after: &[String], calls_per_input: f64, fixed_calls: u64) -> Live {
-        Live {
-            id: id.to_string(),
-            kind: kind.to_string(),
-            after: after.to_vec(),
-            stats: Arc::new(StepStats::default()),
-            rows_out: Arc::new(AtomicU64::new(0)),
-            failures: Arc::new(AtomicU64::new(0)),
-            rows_in: Arc::new(AtomicU64::new(0)),
-            status: Mutex::new("pending".into()),
-            started: Mutex::new(None),
-            seconds: Mutex::new(0.0),
-            resumed_rows: AtomicU64::new(0),
-            error: Mutex::new(None),
-            calls_per_input,
-            fixed_calls,
-        }
-    }
-
-    /// A step's live state for unit tests of progress and the manifest.
-    #[cfg(test)]
-    pub(crate) fn for_test(id: &str, after: &[&str], calls_per_input: f64) -> Live {
-        let after: Vec<String> = after.iter().map(|s| s.to_string()).collect();
-        Live::new(id, "test", &after, calls_per_input, 0)
-    }
-}
-
-/// Dollars spent by earlier invocations in this run directory (their manifest's
-/// `teachers.spent_usd`, itself cumulative), so the budget spans resumes. `--fresh` has
-/// already removed the manifest when it starts over.
-fn earlier_spend(run_dir: &Path) -> Result<f64, RunError> {
-    let path = run_dir.join("manifest.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0.0),
-        Err(e) => {
-            return Err(RunError::Setup(format!(
-                "cannot read {} ({e}), which holds the spend of the earlier run; fix its permissions or start over with --fresh",
-                path.display()
-            )))
-        }
-    };
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        RunError::Setup(format!(
-            "{} is not valid JSON ({e}), so the earlier run's spend is unknown; start over with --fresh",
-            path.display()
-        ))
-    })?;
-    match v["teachers"]["spent_usd"].as_f64() {
-        Some(usd) => Ok(usd),
-        None => {
-            tracing::warn!(
-                "{} has no teachers.spent_usd; the budget counts from $0 for this invocation",
-                path.display()
-            );
-            Ok(0.0)
-        }
-    }
-}
-
-/// `--retry-failed`: takes the chosen failures' inputs out of each step's checkpoint
-/// (see [`rundir::retry_failed`]) and recomputes everything downstream of a step that
-/// changed, since its output is no longer what they read.
-fn retry_failed(plan: &Plan, run_dir: &Path, classes: &[String]) -> Result<(), RunError> {
-    let what = if classes.is_empty() {
-        "any class".to_string()
-    } else {
-        classes.join(", ")
-    };
-    let mut changed: Vec<String> = Vec::new();
-    for ps in &plan.steps {
-        let id = &ps.spec.id;
-        let state = StepDir::state(run_dir, id);
-        if state.is_none_or(|s| s.config_hash != ps.hash) {
-            continue; // no checkpoint of this configuration: it runs anew anyway
-        }
-        let r = rundir::retry_failed(run_dir, id, classes)
-            .map_err(|e| RunError::Setup(format!("--retry-failed: step `{id}`: {e}")))?;
-        if r.inputs > 0 {
-            tracing::warn!(
-                "step `{id}`: retrying {} input(s) with failures of {what}",
-                r.inputs
-            );
-            changed.push(id.clone());
-        }
-        if r.untied > 0 {
-            tracing::warn!(
-                "step `{id}`: {} failure(s) of {what} are not tied to single inputs (this kind commits its work in order) and stay; change the step or use --fresh to redo it",
-                r.untied
-            );
-        }
-    }
-    // Everything downstream of a changed step recomputes (teacher answers come from
-    // the cache).
-    let mut stale: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    loop {
-        let before = stale.len();
-        for ps in &plan.steps {
-            if ps
-                .spec
-                .after
-                .iter()
-                .any(|a| changed.contains(a) || stale.contains(a))
-            {
-                stale.insert(ps.spec.id.clone());
-            }
-        }
-        if stale.len() == before {
-            break;
-        }
-    }
-    for id in stale.difference(&changed.iter().cloned().collect()) {
-        let dir = StepDir::path_for(run_dir, id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| {
-                RunError::Setup(format!(
-                    "--retry-failed: cannot clear {} for recomputing: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
-    }
-    if changed.is_empty() {
-        tracing::warn!("--retry-failed: no committed failure of {what} to retry");
-    }
-    Ok(())
 }
 
 /// Writes manifest.json with the given run status; shared by every step task.
@@ -633,13 +167,17 @@ pub async fn run(
         })
         .collect();
     let embedder: Option<Arc<dyn Embedder>> = plan.embedder.as_ref().map(|cfg| {
-        let e: Arc<dyn Embedder> = Arc::new(LazyEmbedder {
+        let lazy: Arc<dyn Embedder> = Arc::new(LazyEmbedder {
             cfg: cfg.clone(),
             factory: factory.clone(),
             inner: OnceCell::new(),
-            cache: cache.clone(),
         });
-        e
+        match &cache {
+            Some(c) => {
+                Arc::new(retort_teacher::CachedEmbedder::new(lazy, c.clone())) as Arc<dyn Embedder>
+            }
+            None => lazy,
+        }
     });
     let cpu = Cpu::new(opts.threads);
 
@@ -952,36 +490,6 @@ fn is_disk_full(message: &str) -> bool {
         || message.contains("StorageFull")
 }
 
-/// The steps this run skips, in plan order: finished before with the same config hash,
-/// checkpoints that pass [`rundir::verify`], and every upstream skipped too. A step
-/// whose files are missing or broken is recomputed from its inputs (the response cache
-/// makes repeated teacher calls free) and so is everything after it, since its new
-/// output is what they must be made from.
-fn verified_skips(plan: &Plan, run_dir: &Path) -> BTreeMap<String, Option<rundir::StepFileState>> {
-    let mut skips: BTreeMap<String, Option<rundir::StepFileState>> = BTreeMap::new();
-    for ps in &plan.steps {
-        let id = &ps.spec.id;
-        let done = StepDir::is_done(run_dir, id, &ps.hash).filter(|st| {
-            match rundir::verify(run_dir, id, st) {
-                Ok(()) => true,
-                Err(why) => {
-                    tracing::warn!(
-                        "step `{id}` finished before, but {why}: recomputing it and every step after it"
-                    );
-                    false
-                }
-            }
-        });
-        let ups_skipped = ps
-            .spec
-            .after
-            .iter()
-            .all(|a| matches!(skips.get(a), Some(Some(_))));
-        skips.insert(id.clone(), done.filter(|_| ups_skipped));
-    }
-    skips
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_one(
     ctx: &StepCtx,
@@ -1113,23 +621,6 @@ async fn run_one(
     Ok(())
 }
 
-struct CountingInput {
-    inner: PartInput,
-    rows_in: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl InputStream for CountingInput {
-    async fn next_positioned(&mut self) -> Result<Option<Positioned>, StepError> {
-        let b = self.inner.next_positioned().await?;
-        if let Some(b) = &b {
-            self.rows_in
-                .fetch_add(b.records.len() as u64, Ordering::Relaxed);
-        }
-        Ok(b)
-    }
-}
-
 fn mix_seed(seed: u64, id: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let h = Sha256::new()
@@ -1138,6 +629,3 @@ fn mix_seed(seed: u64, id: &str) -> u64 {
         .finalize();
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
-
-/// How long a progress tick lasts.
-pub(crate) const TICK: Duration = Duration::from_millis(150);

@@ -6,10 +6,14 @@
 
 pub mod compile;
 pub mod exec;
+mod factory;
 mod handoff;
+mod io;
+mod live;
 pub mod manifest;
 pub mod pipeline;
 pub mod progress;
+mod resume;
 pub mod rundir;
 pub mod signals;
 

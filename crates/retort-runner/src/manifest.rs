@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 
 use crate::compile::Plan;
-use crate::exec::Live;
+use crate::live::Live;
 
 /// The manifest of one run directory.
 #[derive(Clone, Debug, Serialize, Deserialize)]

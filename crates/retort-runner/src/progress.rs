@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use retort_teacher::{Accounting, AccountingSnapshot, ClientStats, Counters};
 
-use crate::exec::{Live, TICK};
+use crate::live::{Live, TICK};
 
 /// Live state of every teacher client (name, stats), for the teachers line.
 pub(crate) type ClientProbe = Arc<dyn Fn() -> Vec<(String, ClientStats)> + Send + Sync>;

@@ -462,6 +462,22 @@ pub struct EmbedderConfig {
     pub max_retries: u32,
 }
 
+/// The embedded default embedder's model id and dimension (all-MiniLM-L6-v2).
+pub const DEFAULT_EMBEDDER_MODEL: &str = "all-minilm-l6-v2";
+/// See [`DEFAULT_EMBEDDER_MODEL`].
+pub const DEFAULT_EMBEDDER_DIM: usize = 384;
+
+impl EmbedderConfig {
+    /// The model id vectors are cached under: `model`, else the embedded default's.
+    pub fn model_id(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_EMBEDDER_MODEL)
+    }
+    /// The vector dimension: `dim`, else the embedded default's.
+    pub fn dim_or_default(&self) -> usize {
+        self.dim.unwrap_or(DEFAULT_EMBEDDER_DIM)
+    }
+}
+
 impl fmt::Debug for EmbedderConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbedderConfig")

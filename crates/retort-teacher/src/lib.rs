@@ -23,6 +23,7 @@
 mod accounting;
 mod api;
 mod cache;
+mod cached_embedder;
 mod client;
 mod config;
 mod http;
@@ -34,8 +35,12 @@ pub use accounting::{
 };
 pub use api::*;
 pub use cache::{request_key, text_hash, CacheError, CacheKey, CachedResponse, ResponseCache};
+pub use cached_embedder::CachedEmbedder;
 pub use client::{estimate_tokens, CallOptions, Client, ClientStats, Shared};
-pub use config::{EmbedderConfig, EmbedderProvider, EndpointConfig, Provider, TeacherConfig};
+pub use config::{
+    EmbedderConfig, EmbedderProvider, EndpointConfig, Provider, TeacherConfig,
+    DEFAULT_EMBEDDER_DIM, DEFAULT_EMBEDDER_MODEL,
+};
 pub use http::anthropic::AnthropicBackend;
 pub use http::embeddings::OpenAiEmbedder;
 pub use http::openai::OpenAiBackend;
