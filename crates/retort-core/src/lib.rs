@@ -3,6 +3,7 @@
 //! Steps keep nested chat data as the Rust structs defined here; conversion to Arrow
 //! happens only at the storage edge (`retort-store`). This crate does no I/O.
 
+pub mod accounts;
 mod positions;
 mod record;
 

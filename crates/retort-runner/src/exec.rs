@@ -21,7 +21,7 @@ use crate::factory::{LazyEmbedder, LazyTeacher};
 use crate::handoff::Handoff;
 use crate::io::{CountingInput, DirSink, InputCursor, PartInput, Status, Up};
 use crate::live::Live;
-use crate::manifest::{Manifest, StepReport};
+use crate::manifest::Manifest;
 use crate::progress::{ClientProbe, Progress};
 use crate::resume::{earlier_spend, retry_failed, verified_skips};
 use crate::rundir::{self, StepDir};
@@ -92,18 +92,13 @@ pub async fn run(
         ))
     })?;
     // Held until this function returns: everything below writes into the directory.
+    let rd = retort_store::RunDir::new(&run_dir);
     let _lock = rundir::RunLock::acquire(&run_dir).map_err(RunError::Setup)?;
     // Under the lock every temp file here is debris of an earlier, killed run.
     retort_store::remove_temp_files_under(&run_dir)
         .map_err(|e| RunError::Setup(format!("cannot clean up the run directory: {e}")))?;
     if opts.fresh {
-        for sub in [
-            "steps",
-            "manifest.json",
-            "failures.parquet",
-            "rejections.parquet",
-        ] {
-            let p = run_dir.join(sub);
+        for p in rd.checkpoints() {
             if p.is_dir() {
                 std::fs::remove_dir_all(&p)
             } else if p.exists() {
@@ -114,13 +109,13 @@ pub async fn run(
             .map_err(|e| RunError::Setup(format!("--fresh: cannot remove {}: {e}", p.display())))?;
         }
     }
-    std::fs::create_dir_all(run_dir.join("steps")).map_err(|e| {
+    std::fs::create_dir_all(rd.steps()).map_err(|e| {
         RunError::Setup(format!(
             "cannot create the run directory {}: {e}",
             run_dir.display()
         ))
     })?;
-    let resumed = run_dir.join("manifest.json").exists();
+    let resumed = rd.manifest().exists();
     if let Some(classes) = &opts.retry_failed {
         retry_failed(&plan, &run_dir, classes)?;
     }
@@ -129,13 +124,12 @@ pub async fn run(
     let cache = if opts.no_cache {
         None
     } else {
-        let (cache, moved) = ResponseCache::open_or_set_aside(run_dir.join("cache.sqlite"))
-            .map_err(|e| {
-                RunError::Setup(format!(
-                    "cannot open the response cache in {}: {e} (hint: --no-cache runs without it)",
-                    run_dir.display()
-                ))
-            })?;
+        let (cache, moved) = ResponseCache::open_or_set_aside(rd.cache()).map_err(|e| {
+            RunError::Setup(format!(
+                "cannot open the response cache in {}: {e} (hint: --no-cache runs without it)",
+                run_dir.display()
+            ))
+        })?;
         if let Some(w) = moved {
             tracing::warn!("{w}");
         }
@@ -196,17 +190,20 @@ pub async fn run(
         })
         .collect();
 
-    let manifest = Arc::new(Mutex::new(Manifest::new(&plan, resumed)));
+    let manifest = Arc::new(Mutex::new(crate::manifest::new_manifest(&plan, resumed)));
     let write_manifest: ManifestWriter = {
         let manifest = manifest.clone();
         let live = live.clone();
         let accounting = accounting.clone();
-        let path = run_dir.join("manifest.json");
+        let path = rd.manifest();
         Arc::new(move |status: &str| -> Result<Manifest, StepError> {
             let mut m = manifest.lock().unwrap();
             m.status = status.to_string();
-            m.steps = live.iter().map(|l| StepReport::from_live(l)).collect();
-            m.teachers = serde_json::to_value(accounting.snapshot()).unwrap_or_default();
+            m.steps = live
+                .iter()
+                .map(|l| crate::manifest::step_report(l))
+                .collect();
+            m.teachers = accounting.snapshot();
             m.finished_at = (status != "running").then(crate::manifest::now);
             rundir::write_atomic(
                 &path,

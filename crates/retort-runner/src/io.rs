@@ -115,7 +115,7 @@ impl InputStream for PartInput {
                     self.held = records.into_iter();
                     continue;
                 }
-                let p = self.dir.join(format!("part-{part:05}.parquet"));
+                let p = retort_store::StepPaths::at(&self.dir).part(part);
                 self.reader = Some(
                     retort_store::RecordReader::open(&p, self.batch)
                         .map_err(|e| StepError::Io(e.to_string()))?,

@@ -13,33 +13,15 @@ use crate::rundir::{self, StepDir};
 /// `teachers.spent_usd`, itself cumulative), so the budget spans resumes. `--fresh` has
 /// already removed the manifest when it starts over.
 pub(crate) fn earlier_spend(run_dir: &Path) -> Result<f64, RunError> {
-    let path = run_dir.join("manifest.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0.0),
-        Err(e) => {
-            return Err(RunError::Setup(format!(
-                "cannot read {} ({e}), which holds the spend of the earlier run; fix its permissions or start over with --fresh",
-                path.display()
-            )))
-        }
-    };
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+    if !retort_store::RunDir::new(run_dir).manifest().exists() {
+        return Ok(0.0);
+    }
+    let m = retort_store::Manifest::read(run_dir).map_err(|e| {
         RunError::Setup(format!(
-            "{} is not valid JSON ({e}), so the earlier run's spend is unknown; start over with --fresh",
-            path.display()
+            "{e}; it holds the earlier run's spend: fix it or start over with --fresh"
         ))
     })?;
-    match v["teachers"]["spent_usd"].as_f64() {
-        Some(usd) => Ok(usd),
-        None => {
-            tracing::warn!(
-                "{} has no teachers.spent_usd; the budget counts from $0 for this invocation",
-                path.display()
-            );
-            Ok(0.0)
-        }
-    }
+    Ok(m.teachers.spent_usd)
 }
 
 /// `--retry-failed`: takes the chosen failures' inputs out of each step's checkpoint

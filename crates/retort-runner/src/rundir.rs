@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 use retort_core::{Failure, PositionSet, Record, Rejection};
 use retort_steps::{Batch, StepError};
-use serde::{Deserialize, Serialize};
 
 const META_CONSUMED: &str = "retort.consumed";
 const META_STATE: &str = "retort.state";
@@ -38,28 +37,8 @@ const META_ROWS_AT: &str = "retort.rows_at";
 const META_FAILED_AT: &str = "retort.failed_at";
 const META_REJECTED_AT: &str = "retort.rejected_at";
 
-/// What `state.json` says about a step.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct StepFileState {
-    /// Config hash the checkpoints belong to.
-    pub config_hash: String,
-    /// True once the step finished; only then is it skipped on the next run.
-    pub done: bool,
-    /// Output rows when done.
-    pub rows: u64,
-    /// Input rows consumed when done (absent in state files of older versions).
-    #[serde(default)]
-    pub rows_in: u64,
-    /// Committed part files when done (absent in state files of older versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parts: Option<usize>,
-    /// Side tables the step wrote (`duplicates`, `clusters`), without `.parquet`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub side_tables: Vec<String>,
-    /// Files the step wrote for the user (exports, the report).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<PathBuf>,
-}
+pub use retort_store::StepFileState;
+use retort_store::{RunDir, StepPaths};
 
 /// One step's checkpoint folder.
 pub struct StepDir {
@@ -85,9 +64,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StepError> {
     retort_store::write_bytes_atomic(path, bytes).map_err(store)
 }
 
-/// Name of the writer lock file inside a run directory.
-pub const LOCK_FILE: &str = ".lock";
-
 /// The one writer of a run directory: an exclusive OS lock (`flock`) on
 /// `RUN_DIR/.lock`, held for the life of the value and released by the OS when the
 /// process ends however it ends (SIGKILL included), so a stale lock never blocks a
@@ -108,7 +84,7 @@ impl RunLock {
                 run_dir.display()
             ));
         }
-        let path = run_dir.join(LOCK_FILE);
+        let path = RunDir::new(run_dir).lock();
         let mut file = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -177,19 +153,15 @@ pub(crate) fn command_line() -> String {
     out.join(" ")
 }
 
-fn part_name(prefix: &str, i: usize) -> String {
-    format!("{prefix}-{i:05}.parquet")
-}
-
 impl StepDir {
     /// Path of a step's folder.
     pub fn path_for(run_dir: &Path, id: &str) -> PathBuf {
-        run_dir.join("steps").join(id)
+        RunDir::new(run_dir).step(id).dir().to_path_buf()
     }
 
     /// What the step's `state.json` says, if it is there and readable.
     pub fn state(run_dir: &Path, id: &str) -> Option<StepFileState> {
-        let p = Self::path_for(run_dir, id).join("state.json");
+        let p = RunDir::new(run_dir).step(id).state();
         serde_json::from_slice(&fs::read(p).ok()?).ok()
     }
 
@@ -202,7 +174,7 @@ impl StepDir {
     /// hash are discarded; checkpoints of this hash are kept and resumed from.
     pub fn open(run_dir: &Path, id: &str, hash: &str) -> Result<StepDir, StepError> {
         let dir = Self::path_for(run_dir, id);
-        let state_path = dir.join("state.json");
+        let state_path = StepPaths::at(&dir).state();
         let same = fs::read(&state_path)
             .ok()
             .and_then(|b| serde_json::from_slice::<StepFileState>(&b).ok())
@@ -227,7 +199,7 @@ impl StepDir {
         // instead of read as empty or failing every resume.
         let mut metas = Vec::new();
         loop {
-            let path = sd.dir.join(part_name("part", sd.parts));
+            let path = StepPaths::at(&sd.dir).part(sd.parts);
             if !path.exists() {
                 break;
             }
@@ -250,21 +222,15 @@ impl StepDir {
         for entry in fs::read_dir(&sd.dir).map_err(io(&sd.dir))? {
             let entry = entry.map_err(io(&sd.dir))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            for prefix in ["failures-", "rejections-", "part-"] {
-                if let Some(n) = name
-                    .strip_prefix(prefix)
-                    .and_then(|r| r.strip_suffix(".parquet"))
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    if n >= sd.parts {
-                        fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
-                    }
+            if let Some((_, n)) = StepPaths::batch_of(&name) {
+                if n >= sd.parts {
+                    fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
                 }
             }
         }
         let mut cumulative = 0u64;
         for (i, (meta, rows)) in metas.into_iter().enumerate() {
-            let path = sd.dir.join(part_name("part", i));
+            let path = StepPaths::at(&sd.dir).part(i);
             let consumed: u64 = meta
                 .get(META_CONSUMED)
                 .and_then(|v| v.parse().ok())
@@ -332,14 +298,14 @@ impl StepDir {
         let i = self.parts;
         if !batch.failures.is_empty() {
             retort_store::write_failures_atomic(
-                &self.dir.join(part_name("failures", i)),
+                &StepPaths::at(&self.dir).failures(i),
                 &batch.failures,
             )
             .map_err(store)?;
         }
         if !batch.rejections.is_empty() {
             retort_store::write_rejections_atomic(
-                &self.dir.join(part_name("rejections", i)),
+                &StepPaths::at(&self.dir).rejections(i),
                 &batch.rejections,
             )
             .map_err(store)?;
@@ -379,7 +345,7 @@ impl StepDir {
             ]);
         }
         retort_store::write_records_atomic_with_meta(
-            &self.dir.join(part_name("part", i)),
+            &StepPaths::at(&self.dir).part(i),
             &batch.records,
             &meta,
         )
@@ -395,7 +361,7 @@ impl StepDir {
 
     /// Write a named side table atomically.
     pub fn side_table(&mut self, name: &str, records: &[Record]) -> Result<(), StepError> {
-        retort_store::write_records_atomic(&self.dir.join(format!("{name}.parquet")), records)
+        retort_store::write_records_atomic(&StepPaths::at(&self.dir).side(name), records)
             .map_err(store)?;
         if !self.side_tables.iter().any(|n| n == name) {
             self.side_tables.push(name.to_string());
@@ -406,7 +372,7 @@ impl StepDir {
     /// Mark the step complete, with what [`verify`] will check before believing it.
     pub fn mark_done(&self, outputs: Vec<PathBuf>) -> Result<(), StepError> {
         write_atomic(
-            &self.dir.join("state.json"),
+            &StepPaths::at(&self.dir).state(),
             &serde_json::to_vec_pretty(&StepFileState {
                 config_hash: self.hash.clone(),
                 done: true,
@@ -439,7 +405,7 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
         if parts < want {
             return Err(format!(
                 "{} is missing (state.json lists {want} parts)",
-                dir.join(part_name("part", parts)).display()
+                StepPaths::at(&dir).part(parts).display()
             ));
         }
     }
@@ -455,7 +421,7 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
         ));
     }
     for name in &state.side_tables {
-        readable(&dir.join(format!("{name}.parquet")))?;
+        readable(&StepPaths::at(&dir).side(name))?;
     }
     for out in &state.outputs {
         let out = &run_dir.join(out);
@@ -470,18 +436,12 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
 
 /// Paths of a step's committed part files, in order.
 pub fn part_paths(step_dir: &Path, n: usize) -> Vec<PathBuf> {
-    (0..n)
-        .map(|i| step_dir.join(part_name("part", i)))
-        .collect()
+    StepPaths::at(step_dir).parts(n)
 }
 
 /// Number of committed part files in a step folder.
 pub fn count_parts(step_dir: &Path) -> usize {
-    let mut n = 0;
-    while step_dir.join(part_name("part", n)).exists() {
-        n += 1;
-    }
-    n
+    StepPaths::at(step_dir).count_parts()
 }
 
 /// Read every committed record of a step.
@@ -501,19 +461,19 @@ pub fn gather_tables(run_dir: &Path, step_ids: &[String]) -> Result<(u64, u64), 
         let dir = StepDir::path_for(run_dir, id);
         let n = count_parts(&dir);
         for i in 0..n {
-            let f = dir.join(part_name("failures", i));
+            let f = StepPaths::at(&dir).failures(i);
             if f.exists() {
                 failures.extend(retort_store::read_failures(&f).map_err(store)?);
             }
-            let r = dir.join(part_name("rejections", i));
+            let r = StepPaths::at(&dir).rejections(i);
             if r.exists() {
                 rejections.extend(retort_store::read_rejections(&r).map_err(store)?);
             }
         }
     }
-    retort_store::write_failures_atomic(&run_dir.join("failures.parquet"), &failures)
+    retort_store::write_failures_atomic(&RunDir::new(run_dir).failures(), &failures)
         .map_err(store)?;
-    retort_store::write_rejections_atomic(&run_dir.join("rejections.parquet"), &rejections)
+    retort_store::write_rejections_atomic(&RunDir::new(run_dir).rejections(), &rejections)
         .map_err(store)?;
     Ok((failures.len() as u64, rejections.len() as u64))
 }
@@ -538,7 +498,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
     let mut out = Retried::default();
     let wanted = |c: &str| classes.is_empty() || classes.iter().any(|k| k == c);
     for i in 0..count_parts(&dir) {
-        let f_path = dir.join(part_name("failures", i));
+        let f_path = StepPaths::at(&dir).failures(i);
         if !f_path.exists() {
             continue;
         }
@@ -546,7 +506,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         if !failures.iter().any(|f| wanted(&f.class)) {
             continue;
         }
-        let p_path = dir.join(part_name("part", i));
+        let p_path = StepPaths::at(&dir).part(i);
         let meta = retort_store::read_meta(&p_path).map_err(store)?;
         let positions = |key: &str| -> Result<Option<Vec<u64>>, StepError> {
             meta.get(key)
@@ -579,7 +539,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         let records = retort_store::read_records(&p_path).map_err(store)?;
         let kr = keep(&rows_at, records.len());
         let kf = keep(&failed_at, failures.len());
-        let r_path = dir.join(part_name("rejections", i));
+        let r_path = StepPaths::at(&dir).rejections(i);
         let rejections = if r_path.exists() {
             retort_store::read_rejections(&r_path).map_err(store)?
         } else {
@@ -642,7 +602,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         if let Some(mut st) = StepDir::state(run_dir, id) {
             st.done = false;
             write_atomic(
-                &dir.join("state.json"),
+                &StepPaths::at(&dir).state(),
                 &serde_json::to_vec_pretty(&st).expect("state serialises"),
             )?;
         }

@@ -3,12 +3,13 @@
 //! into one self-contained HTML page (`retort-report`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_core::Record;
 use retort_report::{ClusterInfo, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
+use retort_store::{Manifest, RunDir, StepPaths};
 use serde::Deserialize;
 
 use crate::api::*;
@@ -113,58 +114,17 @@ pub fn write_html(path: &Path, html: &str) -> Result<(), StepError> {
         .map_err(|e| StepError::Io(e.to_string()))
 }
 
-#[derive(Deserialize)]
-struct ManifestView {
-    name: String,
-    status: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    pipeline_hash: Option<String>,
-    #[serde(default)]
-    steps: Vec<ManifestStep>,
-    #[serde(default)]
-    teachers: serde_json::Value,
-    /// The pipeline as run: the only place that names each teacher's model.
-    #[serde(default)]
-    pipeline: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct ManifestStep {
-    id: String,
-    kind: String,
-    status: String,
-    rows_in: u64,
-    rows_out: u64,
-    failures: u64,
-    #[serde(default)]
-    rejected: BTreeMap<String, u64>,
-    #[serde(default)]
-    metrics: BTreeMap<String, f64>,
-    seconds: f64,
-    error: Option<String>,
-}
-
 fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, StepError> {
-    let dir = run_dir.join("steps").join(id);
+    let step = RunDir::new(run_dir).step(id);
     let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        let p = dir.join(format!("part-{i:05}.parquet"));
-        if !p.exists() {
-            break;
-        }
+    for p in step.parts(step.count_parts()) {
         out.extend(retort_store::read_records(&p).map_err(|e| StepError::Io(e.to_string()))?);
-        i += 1;
     }
     Ok(out)
 }
 
 fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, StepError> {
-    let p: PathBuf = run_dir
-        .join("steps")
-        .join(id)
-        .join(format!("{name}.parquet"));
+    let p = RunDir::new(run_dir).step(id).side(name);
     if !p.exists() {
         return Ok(vec![]);
     }
@@ -179,14 +139,7 @@ pub fn load_run(
     records: Option<Vec<Record>>,
     title: Option<String>,
 ) -> Result<ReportInput, StepError> {
-    let mpath = run_dir.join("manifest.json");
-    let m: ManifestView = serde_json::from_slice(&std::fs::read(&mpath).map_err(|e| {
-        StepError::Io(format!(
-            "{}: {e}; is this a run directory (made by `retort run`)?",
-            mpath.display()
-        ))
-    })?)
-    .map_err(|e| StepError::Io(format!("{}: {e}", mpath.display())))?;
+    let m = Manifest::read(run_dir).map_err(StepError::Io)?;
 
     let cluster_step = m.steps.iter().rev().find(|s| s.kind == "cluster");
     let records = match records {
@@ -271,61 +224,43 @@ pub fn load_run(
 
     // Tokens and cost per step from the teacher accounting.
     let mut per_step: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
-    if let Some(steps) = m.teachers.get("steps").and_then(|s| s.as_array()) {
-        for s in steps {
-            let id = s
-                .get("step")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
-            let e = per_step.entry(id).or_default();
-            e.0 += s.get("prompt_tokens").and_then(|v| v.as_u64()).unwrap_or(0);
-            e.1 += s
-                .get("completion_tokens")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            e.2 += s.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0);
-        }
+    for s in &m.teachers.steps {
+        let e = per_step.entry(s.step.clone()).or_default();
+        e.0 += s.counters.prompt_tokens;
+        e.1 += s.counters.completion_tokens;
+        e.2 += s.counters.cost_usd;
     }
     let teachers: Vec<TeacherRow> = m
         .teachers
-        .get("teachers")
-        .and_then(|t| t.as_object())
-        .map(|t| {
-            t.iter()
-                .map(|(name, c)| {
-                    let u = |k: &str| c.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-                    // The model comes from the pipeline as run; accounting only knows names.
-                    let model = m.pipeline["teachers"][name.as_str()]["model"]
-                        .as_str()
-                        .map(str::to_string);
-                    TeacherRow {
-                        name: name.clone(),
-                        model,
-                        calls: u("calls"),
-                        cache_hits: u("cache_hits"),
-                        requests: u("requests"),
-                        retries: u("retries"),
-                        failures: u("failures"),
-                        prompt_tokens: u("prompt_tokens"),
-                        completion_tokens: u("completion_tokens"),
-                        cost_usd: c.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0),
-                    }
-                })
-                .collect()
+        .teachers
+        .iter()
+        .map(|(name, c)| TeacherRow {
+            name: name.clone(),
+            // The model comes from the pipeline as run; accounting only knows names.
+            model: m.pipeline["teachers"][name.as_str()]["model"]
+                .as_str()
+                .map(str::to_string),
+            calls: c.calls,
+            cache_hits: c.cache_hits,
+            requests: c.requests,
+            retries: c.retries,
+            failures: c.failures,
+            prompt_tokens: c.prompt_tokens,
+            completion_tokens: c.completion_tokens,
+            cost_usd: c.cost_usd,
         })
-        .unwrap_or_default();
+        .collect();
     // Read each step's committed failure parts rather than the run-level table, which is
     // only gathered when the run ends (a report step runs before that).
     let mut failures_by_class = BTreeMap::new();
     for s in &m.steps {
-        let dir = run_dir.join("steps").join(&s.id);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let step = RunDir::new(run_dir).step(&s.id);
+        let Ok(entries) = std::fs::read_dir(step.dir()) else {
             continue;
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with("failures-") && name.ends_with(".parquet") {
+            if matches!(StepPaths::batch_of(&name), Some(("failures", _))) {
                 for f in retort_store::read_failures(&e.path())
                     .map_err(|e| StepError::Io(e.to_string()))?
                 {
@@ -337,10 +272,10 @@ pub fn load_run(
     let summary = RunSummaryView {
         name: m.name.clone(),
         status: m.status.clone(),
-        started_at: m.started_at.clone(),
+        started_at: Some(m.started_at.clone()),
         finished_at: m.finished_at.clone(),
         seconds: Some(m.steps.iter().map(|s| s.seconds).fold(0.0, f64::max)),
-        pipeline_hash: m.pipeline_hash.clone(),
+        pipeline_hash: Some(m.pipeline_hash.clone()),
         steps: m
             .steps
             .iter()

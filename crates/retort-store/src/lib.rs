@@ -15,6 +15,7 @@ pub mod export;
 pub mod inspect;
 pub mod parquet_io;
 pub mod rows;
+pub mod run_dir;
 pub mod schema;
 mod values;
 
@@ -29,6 +30,7 @@ pub use parquet_io::{
     Packing, RecordReader,
 };
 pub use rows::{read_rows, Position, Row, RowError, RowFormat, RowIter};
+pub use run_dir::{Manifest, RunDir, StepFileState, StepPaths, StepReport, MANIFEST_VERSION};
 pub use schema::{
     batch_to_failures, batch_to_records, batch_to_rejections, failure_schema, failures_to_batch,
     record_schema, records_to_batch, rejection_schema, rejections_to_batch,

@@ -357,7 +357,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let input = retort_steps::report::load_run(&run_dir, None, None)?;
             let html = retort_report::render(&input);
-            let out = out.unwrap_or_else(|| run_dir.join("report.html"));
+            let out = out.unwrap_or_else(|| retort_store::RunDir::new(&run_dir).report());
             retort_steps::report::write_html(&out, &html)?;
             println!(
                 "report: {} ({} records, {} clusters, {} removed duplicates)",

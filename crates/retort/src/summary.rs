@@ -22,19 +22,12 @@ pub fn print(m: &Manifest, run_dir: &Path) {
             println!("warning: step `{}`: {w}", s.id);
         }
     }
-    if let Some(total) = m.teachers.get("total") {
-        let g = |k: &str| total.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
-        if g("calls") > 0.0 {
-            println!(
-                "\nteachers: {} calls ({} from cache, {} requests), {} prompt + {} completion tokens, ${:.4}",
-                g("calls"),
-                g("cache_hits"),
-                g("requests"),
-                g("prompt_tokens"),
-                g("completion_tokens"),
-                g("cost_usd")
-            );
-        }
+    let t = &m.teachers.total;
+    if t.calls > 0 {
+        println!(
+            "\nteachers: {} calls ({} from cache, {} requests), {} prompt + {} completion tokens, ${:.4}",
+            t.calls, t.cache_hits, t.requests, t.prompt_tokens, t.completion_tokens, t.cost_usd
+        );
     }
     println!(
         "\nrun directory: {}  (manifest.json, failures.parquet: {} rows, rejections.parquet: {} rows)",
