@@ -420,7 +420,10 @@ fn compile_steps(
                     line,
                     Some(&id),
                     "missing or non-string `kind`",
-                    Some(&format!("known kinds: {}", registry::KINDS.join(", "))),
+                    Some(&format!(
+                        "known kinds: {}",
+                        registry::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                    )),
                 ));
                 continue;
             }
