@@ -27,6 +27,7 @@ mod charts;
 pub mod demo;
 mod html;
 mod map;
+pub mod run;
 
 pub use html::{esc as escape_html, truncate};
 pub use map::sample_evenly;

@@ -1,15 +1,11 @@
-//! `report` step and the loader behind `retort report RUN_DIR`: gathers a run
-//! directory's clustered records, cluster summaries, removed duplicates and manifest
-//! into one self-contained HTML page (`retort-report`).
+//! `report` step: renders the run's HTML report ([`retort_report::run`] gathers the run
+//! directory) from its input records, and refreshes it when the run ends.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::Record;
-use retort_report::{ClusterInfo, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
-use retort_store::{Manifest, RunDir, StepPaths};
+use retort_report::run::{load_run, read_step, write_html};
 use serde::Deserialize;
 
 use crate::api::*;
@@ -84,11 +80,11 @@ impl Step for ReportStep {
         let html = ctx
             .cpu
             .run(move || -> Result<String, StepError> {
-                let input = load_run(&run_dir, Some(records), title)?;
+                let input = load_run(&run_dir, Some(records), title).map_err(StepError::Io)?;
                 Ok(retort_report::render(&input))
             })
             .await?;
-        write_html(&path, &html)?;
+        write_html(&path, &html).map_err(StepError::Io)?;
         ctx.stats.add_output(&path, None);
         ctx.stats.add_done(n);
         out.commit(Batch {
@@ -101,213 +97,11 @@ impl Step for ReportStep {
     fn after_run(&self, run_dir: &Path) -> Result<(), StepError> {
         let mut records = Vec::new();
         for id in &self.after {
-            records.extend(read_step(run_dir, id)?);
+            records.extend(read_step(run_dir, id).map_err(StepError::Io)?);
         }
-        let input = load_run(run_dir, Some(records), self.o.title.clone())?;
+        let input =
+            load_run(run_dir, Some(records), self.o.title.clone()).map_err(StepError::Io)?;
         write_html(&run_dir.join(&self.o.path), &retort_report::render(&input))
+            .map_err(StepError::Io)
     }
-}
-
-/// Write the page atomically (unique temp name, then rename).
-pub fn write_html(path: &Path, html: &str) -> Result<(), StepError> {
-    retort_store::write_bytes_atomic(path, html.as_bytes())
-        .map_err(|e| StepError::Io(e.to_string()))
-}
-
-fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, StepError> {
-    let step = RunDir::new(run_dir).step(id);
-    let mut out = Vec::new();
-    for p in step.parts(step.count_parts()) {
-        out.extend(retort_store::read_records(&p).map_err(|e| StepError::Io(e.to_string()))?);
-    }
-    Ok(out)
-}
-
-fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, StepError> {
-    let p = RunDir::new(run_dir).step(id).side(name);
-    if !p.exists() {
-        return Ok(vec![]);
-    }
-    retort_store::read_records(&p).map_err(|e| StepError::Io(e.to_string()))
-}
-
-/// Gather a run directory into a report. `records` are the records to map (the report
-/// step's input); `None` takes the last `cluster` step's output, or else the last
-/// step with records.
-pub fn load_run(
-    run_dir: &Path,
-    records: Option<Vec<Record>>,
-    title: Option<String>,
-) -> Result<ReportInput, StepError> {
-    let m = Manifest::read(run_dir).map_err(StepError::Io)?;
-
-    let cluster_step = m.steps.iter().rev().find(|s| s.kind == "cluster");
-    let records = match records {
-        Some(r) => r,
-        None => match cluster_step {
-            Some(s) => read_step(run_dir, &s.id)?,
-            None => {
-                let mut found = vec![];
-                for s in m.steps.iter().rev() {
-                    if s.kind != "export" && s.kind != "report" && s.rows_out > 0 {
-                        found = read_step(run_dir, &s.id)?;
-                        break;
-                    }
-                }
-                found
-            }
-        },
-    };
-    let cluster_rows = match cluster_step {
-        Some(s) => read_side(run_dir, &s.id, "clusters")?,
-        None => vec![],
-    };
-    let points_note = cluster_rows
-        .first()
-        .and_then(|c| c.labels.get("map_projection"))
-        .and_then(|p| retort_vector::layout::Projection::from_name(p))
-        .map(|p| p.describe().to_string());
-    let clusters: Vec<ClusterInfo> = match cluster_step {
-        Some(_) => cluster_rows
-            .into_iter()
-            .map(|c| ClusterInfo {
-                id: c.cluster.unwrap_or(0),
-                label: c.labels.get("cluster_label").cloned(),
-                size: c.scores.get("size").copied().unwrap_or(0.0) as u64,
-                representatives: c.provenance.parents.clone(),
-                mean_scores: c
-                    .scores
-                    .iter()
-                    .filter_map(|(k, v)| k.strip_prefix("mean_").map(|k| (k.to_string(), *v)))
-                    .collect(),
-            })
-            .collect(),
-        None => vec![],
-    };
-    let mut duplicates = Vec::new();
-    for s in m.steps.iter().filter(|s| s.kind == "dedup") {
-        for d in read_side(run_dir, &s.id, "duplicates")? {
-            let mode = d
-                .labels
-                .get("dedup_mode")
-                .and_then(|m| m.parse().ok())
-                .ok_or_else(|| {
-                    StepError::Io(format!(
-                        "steps/{}/duplicates.parquet: record `{}` has no valid dedup_mode",
-                        s.id, d.id
-                    ))
-                })?;
-            duplicates.push(DuplicateRow {
-                removed_id: d.id.clone(),
-                removed_text: d.prompt_text(),
-                kept_id: d.labels.get("duplicate_of").cloned().unwrap_or_default(),
-                kept_text: d
-                    .labels
-                    .get("duplicate_of_text")
-                    .cloned()
-                    .unwrap_or_default(),
-                similarity: d.scores.get("similarity").copied().unwrap_or(f64::NAN),
-                mode,
-            });
-        }
-    }
-    let points: Option<Vec<[f32; 2]>> = records
-        .iter()
-        .map(|r| {
-            Some([
-                *r.scores.get("map_x")? as f32,
-                *r.scores.get("map_y")? as f32,
-            ])
-        })
-        .collect::<Option<Vec<_>>>()
-        .filter(|p| !p.is_empty());
-
-    // Tokens and cost per step from the teacher accounting.
-    let mut per_step: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
-    for s in &m.teachers.steps {
-        let e = per_step.entry(s.step.clone()).or_default();
-        e.0 += s.counters.prompt_tokens;
-        e.1 += s.counters.completion_tokens;
-        e.2 += s.counters.cost_usd;
-    }
-    let teachers: Vec<TeacherRow> = m
-        .teachers
-        .teachers
-        .iter()
-        .map(|(name, c)| TeacherRow {
-            name: name.clone(),
-            // The model comes from the pipeline as run; accounting only knows names.
-            model: m.pipeline["teachers"][name.as_str()]["model"]
-                .as_str()
-                .map(str::to_string),
-            calls: c.calls,
-            cache_hits: c.cache_hits,
-            requests: c.requests,
-            retries: c.retries,
-            failures: c.failures,
-            prompt_tokens: c.prompt_tokens,
-            completion_tokens: c.completion_tokens,
-            cost_usd: c.cost_usd,
-        })
-        .collect();
-    // Read each step's committed failure parts rather than the run-level table, which is
-    // only gathered when the run ends (a report step runs before that).
-    let mut failures_by_class = BTreeMap::new();
-    for s in &m.steps {
-        let step = RunDir::new(run_dir).step(&s.id);
-        let Ok(entries) = std::fs::read_dir(step.dir()) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if matches!(StepPaths::batch_of(&name), Some(("failures", _))) {
-                for f in retort_store::read_failures(&e.path())
-                    .map_err(|e| StepError::Io(e.to_string()))?
-                {
-                    *failures_by_class.entry(f.class).or_insert(0u64) += 1;
-                }
-            }
-        }
-    }
-    let summary = RunSummaryView {
-        name: m.name.clone(),
-        status: m.status.clone(),
-        started_at: Some(m.started_at.clone()),
-        finished_at: m.finished_at.clone(),
-        seconds: Some(m.steps.iter().map(|s| s.seconds).fold(0.0, f64::max)),
-        pipeline_hash: Some(m.pipeline_hash.clone()),
-        steps: m
-            .steps
-            .iter()
-            .map(|s| {
-                let (p, c, cost) = per_step.get(&s.id).copied().unwrap_or_default();
-                StepRow {
-                    id: s.id.clone(),
-                    kind: s.kind.clone(),
-                    status: s.status.clone(),
-                    rows_in: s.rows_in,
-                    rows_out: s.rows_out,
-                    failures: s.failures,
-                    rejected: s.rejected.clone(),
-                    metrics: s.metrics.clone(),
-                    prompt_tokens: p,
-                    completion_tokens: c,
-                    cost_usd: cost,
-                    seconds: s.seconds,
-                    error: s.error.clone(),
-                }
-            })
-            .collect(),
-        teachers,
-        failures_by_class,
-    };
-    Ok(ReportInput {
-        title: title.unwrap_or_else(|| format!("retort report — {}", m.name)),
-        records,
-        points,
-        points_note,
-        clusters,
-        duplicates,
-        summary,
-    })
 }

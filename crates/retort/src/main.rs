@@ -355,10 +355,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map_err(anyhow::Error::msg)?,
                 ),
             };
-            let input = retort_steps::report::load_run(&run_dir, None, None)?;
+            let input =
+                retort_report::run::load_run(&run_dir, None, None).map_err(anyhow::Error::msg)?;
             let html = retort_report::render(&input);
             let out = out.unwrap_or_else(|| retort_store::RunDir::new(&run_dir).report());
-            retort_steps::report::write_html(&out, &html)?;
+            retort_report::run::write_html(&out, &html).map_err(anyhow::Error::msg)?;
             println!(
                 "report: {} ({} records, {} clusters, {} removed duplicates)",
                 out.display(),
