@@ -263,6 +263,11 @@ impl ChatWire {
         })
     }
 
+    /// Endpoints not cooling down, when there is more than one (for progress).
+    pub(crate) fn live_endpoints(&self) -> Option<usize> {
+        (self.pool.len() > 1).then(|| self.pool.live())
+    }
+
     /// One request to the next endpoint of the pool, its answer parsed by `parse`, and
     /// the endpoint's outcome reported to the pool.
     pub(crate) async fn exchange(

@@ -147,7 +147,7 @@ impl Backend for OpenAiBackend {
         "openai"
     }
     fn live_endpoints(&self) -> Option<usize> {
-        (self.wire.pool.len() > 1).then(|| self.wire.pool.live())
+        self.wire.live_endpoints()
     }
     fn model(&self) -> &str {
         &self.cfg.model
