@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::api::*;
 use crate::calls;
 use crate::gen_common::render;
-use crate::registry::{parse_options, BuildCtx, Built, Estimate, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
 use crate::text_view::{flatten_embeddings, TextView};
 

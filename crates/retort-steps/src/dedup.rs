@@ -19,7 +19,7 @@ use retort_vector::dedup::{
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::text_view::{flatten_embeddings, score_key, TextView};
 
 /// Options of a `dedup` step.

@@ -9,7 +9,7 @@ use retort_core::{Failure, Record};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::text_view::TextView;
 
 /// Options of an `embed` step.

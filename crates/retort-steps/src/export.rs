@@ -16,7 +16,7 @@ use retort_store::{ExportFormat, Exporter};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Options of an `export` step.
 #[derive(Clone, Debug, Deserialize)]

@@ -22,6 +22,7 @@ pub mod registry;
 pub mod report;
 pub mod respond;
 pub mod sample;
+pub mod spec;
 pub mod score;
 pub mod self_chat;
 pub mod self_instruct;

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::{Batch, Inputs, OutputSink, Shape, Step, StepCtx, StepError};
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Candidates decided per commit: bounds the work lost to a crash and lets progress move.
 const COMMIT_EVERY: usize = 5_000;

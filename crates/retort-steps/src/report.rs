@@ -9,7 +9,7 @@ use retort_report::run::{load_run, read_step, write_html};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Options of a `report` step.
 #[derive(Clone, Debug, Deserialize)]

@@ -10,7 +10,7 @@ use retort_core::Record;
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Options of a `sample` step.
 #[derive(Clone, Debug, Deserialize)]

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::*;
 use crate::judge_parse::{parse_score, ParseError, Scale, ScoreReply};
-use crate::registry::{parse_options, BuildCtx, Built, Estimate, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
 
 /// What the `score` step rates.

@@ -40,7 +40,7 @@ use retort_core::{Failure, Record, Rejection};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// One named tier with inclusive bounds; `None` is open.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
