@@ -83,6 +83,36 @@ pub fn shared_backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
+/// Most template instructions one render may run. A chat template is a program shipped
+/// in the model file; real ones spend under a hundred instructions per message, so this
+/// allows chats of 50,000+ messages while a runaway template (nested loops over large
+/// ranges) fails in a fraction of a second instead of rendering forever.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Most bytes one rendered prompt may have: far beyond any model's context, and a bound
+/// on the memory a runaway template's output can take.
+const MAX_PROMPT_BYTES: usize = 16 << 20;
+
+/// The render target: a buffer that refuses to grow past [`MAX_PROMPT_BYTES`].
+struct PromptBuf(Vec<u8>);
+
+impl std::io::Write for PromptBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + b.len() > MAX_PROMPT_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the prompt would exceed {} MiB",
+                MAX_PROMPT_BYTES >> 20
+            )));
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A GGUF chat template rendered with minijinja, as transformers would render it.
 #[derive(Debug)]
 pub struct ChatTemplate {
@@ -95,6 +125,7 @@ impl ChatTemplate {
     /// Compiles a Jinja chat template; `bos`/`eos` are the model's special token texts.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self, String> {
         let mut env = minijinja::Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function(
             "raise_exception",
             |msg: String| -> Result<String, minijinja::Error> {
@@ -137,12 +168,16 @@ impl ChatTemplate {
                 ])
             })
             .collect();
-        tmpl.render(minijinja::context! {
-            messages => messages,
-            add_generation_prompt => true,
-            bos_token => self.bos.as_str(),
-            eos_token => self.eos.as_str(),
-        })
+        let mut out = PromptBuf(Vec::new());
+        tmpl.render_captured_to(
+            minijinja::context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => self.bos.as_str(),
+                eos_token => self.eos.as_str(),
+            },
+            &mut out,
+        )
         .map_err(|e| {
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);
@@ -152,7 +187,9 @@ impl ChatTemplate {
                 src = s.source();
             }
             msg
-        })
+        })?;
+        // minijinja writes whole `str`s, so the bytes are UTF-8.
+        String::from_utf8(out.0).map_err(|e| format!("the prompt is not UTF-8: {e}"))
     }
 }
 
@@ -722,6 +759,36 @@ mod tests {
             .render(&[Message::system("be brief"), Message::user("hi")])
             .unwrap();
         assert_eq!(out, "<system>be brief<user>hi<assistant>");
+    }
+
+    #[test]
+    fn runaway_template_output_is_an_error() {
+        // Found while fuzzing: a loop around the messages made gigabytes of prompt (and
+        // could run the process out of memory) before the fuel ran out.
+        let t = ChatTemplate::new(
+            "{% for i in range(100000) %}{{ 'a' * 1000 }}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let e = t.render(&[Message::user("hi")]).map(|p| p.len());
+        assert!(e.as_ref().is_err_and(|e| e.contains("MiB")), "{e:?}");
+    }
+
+    #[test]
+    fn runaway_template_is_an_error_not_a_hang() {
+        // Found while fuzzing: a template is a program from the model file, and nested
+        // loops (10^10 iterations here) rendered "forever" on every request.
+        let t = ChatTemplate::new(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let e = t.render(&[Message::user("hi")]).unwrap_err();
+        assert!(e.contains("fuel"), "{e}");
+        assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
     }
 
     #[test]

@@ -284,11 +284,22 @@ impl Parser {
     }
 }
 
+/// Most tokens in a predicate. Parsing, evaluating and dropping an expression recurse
+/// once per nesting level or chained `and`/`or`, so an unbounded predicate could overflow
+/// the stack; this bound keeps the depth far inside a 2 MiB thread stack.
+const MAX_TOKENS: usize = 1_000;
+
 /// Parse a predicate; the error names the column of the problem.
 pub fn parse(src: &str) -> Result<Expr, String> {
     let toks = lex(src)?;
     if toks.is_empty() {
         return Err("the predicate is empty".into());
+    }
+    if toks.len() > MAX_TOKENS {
+        return Err(format!(
+            "the predicate is too long: {} tokens, at most {MAX_TOKENS}; hint: split it into several filter steps",
+            toks.len()
+        ));
     }
     let mut p = Parser { toks, pos: 0 };
     let e = p.or()?;
@@ -482,5 +493,26 @@ mod tests {
         assert!(e.contains("column 14"), "{e}");
         let e = parse("foo(x)").unwrap_err();
         assert!(e.contains("unknown function"), "{e}");
+    }
+
+    #[test]
+    fn deep_or_long_predicates_are_errors_not_stack_overflows() {
+        // Found while fuzzing: 10,000 nested parentheses or 100,000 `not`s overflowed
+        // the parser's stack, and a chain of 10,000 `and`s the evaluator's (an abort,
+        // not even a panic).
+        let n = 100_000;
+        for src in [
+            format!("{}x{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}x", "not ".repeat(n)),
+            format!("len({}x{}", "lower(".repeat(n), ")".repeat(n + 1)),
+            format!("x{}", " and x".repeat(n)),
+            format!("x{}", " or x".repeat(n)),
+        ] {
+            let e = parse(&src).unwrap_err();
+            assert!(e.contains("too long"), "{e}");
+        }
+        // A long but reasonable predicate still parses and evaluates.
+        let src = format!("quality >= 7{}", " and id != 'x'".repeat(200));
+        assert!(keep(&src));
     }
 }

@@ -183,7 +183,7 @@ pub fn check_teacher(ctx: &BuildCtx, option: &str, name: &str, errors: &mut Vec<
 /// Rough prompt size of a template for `retort plan`: ~4 bytes per token plus room for
 /// the variables.
 pub fn prompt_tokens_estimate(t: &Template, extra_tokens: u64) -> u64 {
-    t.source().len() as u64 / 4 + extra_tokens
+    (t.source().len() as u64 / 4).saturating_add(extra_tokens)
 }
 
 /// An estimate entry.
@@ -596,5 +596,12 @@ mod tests {
             "Do X"
         );
         assert_eq!(strip_leading_label("Do X", &["#Rewritten Prompt#"]), "Do X");
+    }
+
+    #[test]
+    fn prompt_estimate_saturates() {
+        // Found by the compile fuzz tests: a huge option (`max_turns`) overflowed the sum.
+        let t = Template::load("alpaca_generate", std::path::Path::new(".")).unwrap();
+        assert_eq!(prompt_tokens_estimate(&t, u64::MAX), u64::MAX);
     }
 }

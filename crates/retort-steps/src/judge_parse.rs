@@ -205,55 +205,60 @@ const VERDICT_KEYS: &[&str] = &[
 pub fn json_objects(text: &str) -> Vec<Map<String, Value>> {
     let b = text.as_bytes();
     let mut out = Vec::new();
+    if !b.contains(&b'{') {
+        return out;
+    }
+    let close = closing_braces(b);
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'{' {
             i += 1;
             continue;
         }
-        match balanced_end(b, i) {
-            Some(end) => match serde_json::from_str::<Value>(&text[i..=end]) {
+        match close[i + 1] {
+            NO_CLOSE => i += 1,
+            end => match serde_json::from_str::<Value>(&text[i..=end]) {
                 Ok(Value::Object(m)) => {
                     out.push(m);
                     i = end + 1;
                 }
                 _ => i += 1,
             },
-            None => i += 1,
         }
     }
     out
 }
 
-/// Index of the `}` closing the `{` at `start`, honouring JSON strings and escapes.
-fn balanced_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut esc = false;
-    for (k, &c) in b.iter().enumerate().skip(start) {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(k);
-                }
-            }
-            _ => {}
-        }
+const NO_CLOSE: usize = usize::MAX;
+
+/// `close[p]`: the `}` that a scan starting at byte `p` outside a JSON string meets one
+/// level below where it started (`NO_CLOSE` if none), honouring JSON strings and escapes.
+/// For a `{` at `p - 1` that is its closing brace. Filled right to left in one pass, so
+/// trying every `{` of a reply is linear, not quadratic, in its length.
+fn closing_braces(b: &[u8]) -> Vec<usize> {
+    let n = b.len();
+    // The same scan from inside a string; index `n + 1` covers a trailing backslash.
+    let mut code = vec![NO_CLOSE; n + 2];
+    let mut in_str = vec![NO_CLOSE; n + 2];
+    for p in (0..n).rev() {
+        in_str[p] = match b[p] {
+            // The escaped byte is skipped, whatever it is.
+            b'\\' => in_str[p + 2],
+            b'"' => code[p + 1],
+            _ => in_str[p + 1],
+        };
+        code[p] = match b[p] {
+            b'"' => in_str[p + 1],
+            b'}' => p,
+            // A nested object: continue after its closing brace.
+            b'{' => match code[p + 1] {
+                NO_CLOSE => NO_CLOSE,
+                k => code[k + 1],
+            },
+            _ => code[p + 1],
+        };
     }
-    None
+    code
 }
 
 fn get_ci<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
@@ -840,5 +845,22 @@ mod tests {
         let objs = json_objects("set {a, b} then {\"x\": {\"y\": 1}} and {bad json}");
         assert_eq!(objs.len(), 1);
         assert!(objs[0].contains_key("x"));
+    }
+
+    #[test]
+    fn unclosed_braces_take_linear_time() {
+        // Found while fuzzing: every `{` rescanned the rest of the reply, so a
+        // degenerate reply of 100,000 `{` took over 30 s (debug build) to read.
+        for pat in ["{", "{\"", "{\"score\": 1,"] {
+            let reply = pat.repeat(100_000 / pat.len());
+            let t = std::time::Instant::now();
+            assert!(json_objects(&reply).is_empty());
+            let _ = parse_score(&reply, Scale::TEN);
+            let _ = parse_verdict(&reply);
+            assert!(t.elapsed().as_secs() < 5, "{pat:?}: {:?}", t.elapsed());
+        }
+        // Objects nested in an unclosed one are still found.
+        let objs = json_objects("{ {\"score\": 7} { {\"s\": \"{\"} }");
+        assert_eq!(objs.len(), 2, "{objs:?}");
     }
 }

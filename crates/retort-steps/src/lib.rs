@@ -12,6 +12,8 @@ pub mod embed;
 pub mod evol_instruct;
 pub mod export;
 pub mod filter;
+#[cfg(test)]
+mod fuzz;
 pub mod gen_common;
 pub mod judge;
 pub mod judge_parse;

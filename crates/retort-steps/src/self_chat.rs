@@ -179,7 +179,13 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     let estimates = if dual {
         let turns = o.max_turns as f64;
         vec![
-            gc::estimate(&o.teacher, turns, 0, 200 * o.max_turns as u64, main),
+            gc::estimate(
+                &o.teacher,
+                turns,
+                0,
+                200u64.saturating_mul(o.max_turns as u64),
+                main,
+            ),
             gc::estimate(
                 &user_teacher,
                 if o.open_with_input {
@@ -188,7 +194,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
                     turns
                 },
                 0,
-                gc::prompt_tokens_estimate(&template, 200 * o.max_turns as u64),
+                gc::prompt_tokens_estimate(&template, 200u64.saturating_mul(o.max_turns as u64)),
                 user,
             ),
         ]
@@ -289,7 +295,7 @@ pub(crate) fn baize_rules(
     if turns.last().is_some_and(|(h, _)| *h) {
         turns.pop();
     }
-    turns.truncate(max_turns * 2);
+    turns.truncate(max_turns.saturating_mul(2));
     let exchanges = turns.len() / 2;
     if exchanges < min_turns {
         return Err((
@@ -619,5 +625,36 @@ mod tests {
             2
         );
         assert!(baize_rules(turns, FinishReason::Length, 1, 3).is_err());
+    }
+
+    #[test]
+    fn huge_max_turns_builds() {
+        // Found by the compile fuzz tests: the plan estimate `200 * max_turns` overflowed.
+        let spec = StepSpec {
+            id: "chat".into(),
+            kind: "self_chat".into(),
+            after: vec!["seeds".into()],
+            options: toml::from_str(
+                "teacher = \"t\"\nmode = \"dual\"\nmax_turns = 9223372036854775807",
+            )
+            .unwrap(),
+        };
+        let ctx = BuildCtx {
+            teachers: vec!["t".into()],
+            ..Default::default()
+        };
+        assert!(build(&spec, &ctx).is_ok());
+    }
+
+    #[test]
+    fn huge_max_turns_does_not_overflow() {
+        // Found by the fuzz tests: `max_turns * 2` overflowed for max_turns > usize::MAX / 2.
+        let turns = vec![(true, "q".into()), (false, "a".into())];
+        assert_eq!(
+            baize_rules(turns, FinishReason::Stop, 1, usize::MAX)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -272,7 +272,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         &o.teacher,
         0.0,
         max_calls,
-        gc::prompt_tokens_estimate(&t_gen, demos as u64 * 80),
+        gc::prompt_tokens_estimate(&t_gen, (demos as u64).saturating_mul(80)),
         gen,
     )];
     if let Some([c, i, _]) = &t_classic {
@@ -1313,5 +1313,21 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(r[0].0, "truncated_last");
         assert!(r[0].2.contains("E f g h"));
+    }
+
+    #[test]
+    fn huge_demos_builds() {
+        // Found by the compile fuzz tests: the plan estimate `demos * 80` overflowed.
+        let spec = StepSpec {
+            id: "tasks".into(),
+            kind: "self_instruct".into(),
+            after: vec!["seeds".into()],
+            options: toml::from_str("teacher = \"t\"\ndemos = 9223372036854775807").unwrap(),
+        };
+        let ctx = BuildCtx {
+            teachers: vec!["t".into()],
+            ..Default::default()
+        };
+        assert!(build(&spec, &ctx).is_ok());
     }
 }

@@ -8,11 +8,14 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::errors::ParquetError;
+use parquet::file::reader::{ChunkReader, Length};
 use serde_json::{Map, Value};
 
 use crate::error::{io_err, pq_err};
@@ -567,14 +570,92 @@ struct ParquetRows {
     failed: bool,
 }
 
+/// Call into the Parquet decoder, turning a panic into an error message. The `parquet`
+/// crate asserts on some corrupt inputs (a negative column offset in the footer, a
+/// dictionary-encoded page without a dictionary page) instead of returning an error;
+/// inside `load`'s CPU pool such a panic would abort the whole process.
+fn decoder_guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown error".into());
+        format!("the file is corrupt (the Parquet decoder failed: {why})")
+    })
+}
+
+/// The Parquet file as the decoder sees it: a `File` that is strict about its end.
+struct ParquetFile {
+    file: File,
+    len: u64,
+}
+
+impl Length for ParquetFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for ParquetFile {
+    type T = BufReader<NoReadPastEnd>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let mut f = self.file.try_clone()?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(BufReader::new(NoReadPastEnd(f)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        // A corrupt footer can name any range; do not allocate for one the file lacks.
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(ParquetError::EOF(format!(
+                "{length} bytes at offset {start} lie past the end of the file ({} bytes)",
+                self.len
+            )));
+        }
+        self.file.get_bytes(start, length)
+    }
+}
+
+/// A reader that fails at the end of the file instead of returning no bytes. parquet's
+/// Thrift decoder skips fields with an `io::copy` that stops quietly there, so a corrupt
+/// page header declaring 2^31 elements made 2^31 reads at the end of the file (minutes)
+/// before failing; the decoder reads exact lengths otherwise, so this changes nothing for
+/// a sound file.
+struct NoReadPastEnd(File);
+
+impl Read for NoReadPastEnd {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past the end of the file",
+            ));
+        }
+        Ok(n)
+    }
+}
+
 impl ParquetRows {
     fn open(path: &Path) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(io_err(path))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(pq_err(path))?
-            .with_batch_size(4096)
-            .build()
-            .map_err(pq_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        let file = ParquetFile { file, len };
+        let reader = decoder_guard(|| {
+            ParquetRecordBatchReaderBuilder::try_new(file)?
+                .with_batch_size(4096)
+                .build()
+        })
+        .map_err(|message| StoreError::Content {
+            path: path.to_path_buf(),
+            message,
+        })?
+        .map_err(pq_err(path))?;
         Ok(ParquetRows {
             path: path.to_path_buf(),
             reader,
@@ -600,7 +681,11 @@ impl ParquetRows {
                 self.batch = None;
                 self.i = 0;
             }
-            match self.reader.next()? {
+            let next = match decoder_guard(|| self.reader.next()) {
+                Ok(next) => next?.map_err(|e| e.to_string()),
+                Err(panicked) => Err(panicked),
+            };
+            match next {
                 Ok(b) => self.batch = Some(b),
                 Err(e) => {
                     self.failed = true;
@@ -630,5 +715,86 @@ impl ParquetRows {
             fields.insert(f.name().clone(), v);
         }
         Ok(Row { line, fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+
+    fn small_parquet() -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("instruction", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![Some("Add"), None, Some("写")])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(-2), None])),
+            ],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        buf
+    }
+
+    #[test]
+    fn corrupt_parquet_page_header_fails_fast() {
+        // Found by the fuzz tests: these 8 bytes inserted before a page header declare a
+        // Thrift field with ~800 million elements. parquet's decoder skips each with an
+        // `io::copy` that stops quietly at the end of the file, so it made one read per
+        // element at the end of the file (4 s here; up to 2^31 elements, minutes).
+        let good = small_parquet();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        for at in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes.splice(at..at, [0u8, 0, 251, 128, 128, 128, 3, 209]);
+            std::fs::write(&path, &bytes).unwrap();
+            let t = std::time::Instant::now();
+            if let Ok(rows) = read_rows(&path, None) {
+                rows.for_each(drop);
+            }
+            assert!(
+                t.elapsed().as_millis() < 1_000,
+                "at {at}: {:?}",
+                t.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_parquet_footer_is_an_error_not_a_panic() {
+        // Found by the fuzz tests: one byte of the footer set to 0x01 made a column
+        // chunk's offset negative, and the `parquet` crate asserts on that ("column start
+        // and length should not be negative"), a panic that aborted `load`'s CPU pool.
+        let good = small_parquet();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let footer = good.len().saturating_sub(400);
+        for at in footer..good.len() {
+            for b in [0x01, 0x80, 0xff] {
+                let mut bytes = good.clone();
+                bytes[at] = b;
+                std::fs::write(&path, &bytes).unwrap();
+                if let Ok(rows) = read_rows(&path, None) {
+                    for r in rows {
+                        if let Err(e) = r {
+                            assert!(!e.message.is_empty());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
