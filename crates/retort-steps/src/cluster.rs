@@ -103,7 +103,9 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             teacher: t.clone(),
             calls_per_input: 0.0,
             fixed_calls: o.k.unwrap_or(30) as u64,
-            prompt_tokens: 80 * o.representatives as u64 + 60,
+            prompt_tokens: (o.representatives as u64)
+                .saturating_mul(80)
+                .saturating_add(60),
             max_tokens: 24,
         });
     }

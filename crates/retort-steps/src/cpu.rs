@@ -29,14 +29,36 @@ impl Cpu {
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // A panic on a rayon `spawn` aborts the process; caught here, it is raised again
+        // in the awaiting task, where tokio turns it into that step's failure and the
+        // rest of the run (and its committed work) carries on.
         self.pool.spawn(move || {
-            let _ = tx.send(f());
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
         });
-        rx.await.expect("CPU task panicked")
+        match rx.await.expect("the CPU pool dropped a task") {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// The underlying pool, for `install`-style parallel iterators inside `run`.
     pub fn pool(&self) -> &rayon::ThreadPool {
         &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic in CPU work reaches the awaiting task (a JoinError there), not a process
+    /// abort: before, rayon's `spawn` aborted the whole run.
+    #[tokio::test]
+    async fn a_panic_in_cpu_work_fails_the_task_not_the_process() {
+        let cpu = Cpu::new(1);
+        let c = cpu.clone();
+        let r = tokio::spawn(async move { c.run(|| -> u32 { panic!("boom") }).await }).await;
+        assert!(r.unwrap_err().is_panic());
+        assert_eq!(cpu.run(|| 7).await, 7, "the pool still works");
     }
 }

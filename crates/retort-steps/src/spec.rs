@@ -107,4 +107,3 @@ pub fn parse_options<T: DeserializeOwned>(spec: &StepSpec) -> Result<T, Vec<Stri
         vec![format!("options of kind `{}`: {msg}", spec.kind)]
     })
 }
-
