@@ -22,7 +22,7 @@ use retort_core::{ColumnValue, Record, Rejection};
 use serde::Deserialize;
 
 use crate::api::*;
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Options of a `filter` step.
 #[derive(Clone, Debug, Deserialize)]

@@ -11,7 +11,7 @@ use retort_core::{Failure, Message, Record, Rejection};
 use retort_teacher::ChatRequest;
 
 use crate::api::{Batch, StepError};
-use crate::registry::{BuildCtx, Estimate};
+use crate::spec::{BuildCtx, Estimate};
 use crate::templates::Template;
 
 /// Default number of teacher calls in flight per step. The client still enforces the

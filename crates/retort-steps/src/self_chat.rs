@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
 
 /// Conversation method.

@@ -47,7 +47,7 @@ use serde_json::json;
 
 use crate::api::{Inputs, OutputSink, Shape, Step, StepCtx, StepError};
 use crate::gen_common::{self as gc, Field, Outcome, Sampling};
-use crate::registry::{parse_options, BuildCtx, Built, StepSpec};
+use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
 
 /// Generation method.
