@@ -9,86 +9,86 @@ use serde::Serialize;
 
 /// Built-in templates: (name, source). Add one line per template file.
 const BUILTIN: &[(&str, &str)] = &[
-    // (name, include_str!("../../../templates/<name>.jinja")),
+    // (name, include_str!("../../../../templates/<name>.jinja")),
     (
         "cluster_label",
-        include_str!("../../../templates/cluster_label.jinja"),
+        include_str!("../../../../templates/cluster_label.jinja"),
     ),
     (
         "score_quality",
-        include_str!("../../../templates/score_quality.jinja"),
+        include_str!("../../../../templates/score_quality.jinja"),
     ),
     (
         "score_difficulty",
-        include_str!("../../../templates/score_difficulty.jinja"),
+        include_str!("../../../../templates/score_difficulty.jinja"),
     ),
     (
         "judge_pointwise",
-        include_str!("../../../templates/judge_pointwise.jinja"),
+        include_str!("../../../../templates/judge_pointwise.jinja"),
     ),
     (
         "judge_pairwise",
-        include_str!("../../../templates/judge_pairwise.jinja"),
+        include_str!("../../../../templates/judge_pairwise.jinja"),
     ),
     (
         "judge_ultrafeedback_instruction_following",
-        include_str!("../../../templates/judge_ultrafeedback_instruction_following.jinja"),
+        include_str!("../../../../templates/judge_ultrafeedback_instruction_following.jinja"),
     ),
     (
         "judge_ultrafeedback_honesty",
-        include_str!("../../../templates/judge_ultrafeedback_honesty.jinja"),
+        include_str!("../../../../templates/judge_ultrafeedback_honesty.jinja"),
     ),
     (
         "judge_ultrafeedback_truthfulness",
-        include_str!("../../../templates/judge_ultrafeedback_truthfulness.jinja"),
+        include_str!("../../../../templates/judge_ultrafeedback_truthfulness.jinja"),
     ),
     (
         "judge_ultrafeedback_helpfulness",
-        include_str!("../../../templates/judge_ultrafeedback_helpfulness.jinja"),
+        include_str!("../../../../templates/judge_ultrafeedback_helpfulness.jinja"),
     ),
     (
         "alpaca_generate",
-        include_str!("../../../templates/alpaca_generate.jinja"),
+        include_str!("../../../../templates/alpaca_generate.jinja"),
     ),
     (
         "classic_instructions",
-        include_str!("../../../templates/classic_instructions.jinja"),
+        include_str!("../../../../templates/classic_instructions.jinja"),
     ),
     (
         "classic_is_classification",
-        include_str!("../../../templates/classic_is_classification.jinja"),
+        include_str!("../../../../templates/classic_is_classification.jinja"),
     ),
     (
         "classic_instances_input_first",
-        include_str!("../../../templates/classic_instances_input_first.jinja"),
+        include_str!("../../../../templates/classic_instances_input_first.jinja"),
     ),
     (
         "classic_instances_output_first",
-        include_str!("../../../templates/classic_instances_output_first.jinja"),
+        include_str!("../../../../templates/classic_instances_output_first.jinja"),
     ),
     (
         "baize_chat",
-        include_str!("../../../templates/baize_chat.jinja"),
+        include_str!("../../../../templates/baize_chat.jinja"),
     ),
     (
         "dual_user",
-        include_str!("../../../templates/dual_user.jinja"),
+        include_str!("../../../../templates/dual_user.jinja"),
     ),
     (
         "dual_assistant_system",
-        include_str!("../../../templates/dual_assistant_system.jinja"),
+        include_str!("../../../../templates/dual_assistant_system.jinja"),
     ),
     (
         "evol_in_depth",
-        include_str!("../../../templates/evol_in_depth.jinja"),
+        include_str!("../../../../templates/evol_in_depth.jinja"),
     ),
     (
         "evol_in_breadth",
-        include_str!("../../../templates/evol_in_breadth.jinja"),
+        include_str!("../../../../templates/evol_in_breadth.jinja"),
     ),
     (
         "respond_system",
-        include_str!("../../../templates/respond_system.jinja"),
+        include_str!("../../../../templates/respond_system.jinja"),
     ),
 ];
 

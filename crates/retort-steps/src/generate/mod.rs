@@ -1,0 +1,8 @@
+//! Steps that make records with teachers, their shared rules and the built-in prompts.
+
+pub mod evol_instruct;
+pub mod gen_common;
+pub mod respond;
+pub mod self_chat;
+pub mod self_instruct;
+pub mod templates;
