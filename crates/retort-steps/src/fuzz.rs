@@ -24,12 +24,13 @@ use retort_teacher::FinishReason;
 use serde_json::{Map, Value};
 
 use crate::filter::{self, Expr, Op, Val};
-use crate::gen_common::{self as gc, ALPACA_FIELDS};
+use crate::gen_common as gc;
+use crate::generate::replies::{
+    self as rp, parse_alpaca, parse_classic_list, parse_instances, parse_yes_no, Instances,
+    ALPACA_FIELDS,
+};
 use crate::judge_parse::{json_objects, parse_score, parse_verdict, Scale, Verdict};
 use crate::self_chat::{baize_rules, split_transcript, user_turn};
-use crate::self_instruct::{
-    parse_alpaca, parse_classic_list, parse_instances, parse_yes_no, Instances,
-};
 
 /// Cases per property: `RETORT_FUZZ_CASES` (default 10,000).
 fn cases() -> u32 {
@@ -547,7 +548,7 @@ proptest! {
     #[test]
     fn fuzz_field_blocks_any_text(t in text(), which in 0usize..3) {
         let fields = [ALPACA_FIELDS, &ALPACA_FIELDS[..1], &ALPACA_FIELDS[1..]][which];
-        for b in gc::parse_field_blocks(&t, fields) {
+        for b in rp::parse_field_blocks(&t, fields) {
             prop_assert_eq!(b.fields.len(), fields.len());
             for f in b.fields.iter().flatten() {
                 prop_assert_eq!(f.trim(), f.as_str());
@@ -563,7 +564,7 @@ proptest! {
             }
             Err(e) => prop_assert!(!e.is_empty()),
         }
-        for item in gc::parse_numbered_list(&t) {
+        for item in rp::parse_numbered_list(&t) {
             prop_assert!(!item.is_empty());
             prop_assert_eq!(gc::collapse_ws(&item), item);
         }
@@ -586,14 +587,14 @@ proptest! {
                 _ => format!("{n}、{it}\n\n"),
             });
         }
-        prop_assert_eq!(gc::parse_numbered_list(&reply), items);
+        prop_assert_eq!(rp::parse_numbered_list(&reply), items);
     }
 
     #[test]
     fn fuzz_yes_no_and_labels(t in text(), labels in prop::collection::vec(fragment(), 0..4)) {
         let _ = parse_yes_no(&t);
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let s = gc::strip_leading_label(&t, &labels);
+        let s = rp::strip_leading_label(&t, &labels);
         prop_assert_eq!(s.trim(), s);
         prop_assert!(t.contains(s));
         prop_assert_eq!(parse_yes_no(&format!("Yes. {t}")), Some(true));

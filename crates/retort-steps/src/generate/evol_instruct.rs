@@ -33,6 +33,7 @@ use serde_json::json;
 
 use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
+use crate::generate::replies as rp;
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
 
@@ -241,7 +242,7 @@ pub(crate) fn eliminate_rewrite(
     if rewrite.trim().is_empty() {
         return Some(("empty", "the rewrite is empty".into()));
     }
-    if gc::only_stopwords(rewrite) {
+    if rp::only_stopwords(rewrite) {
         return Some(("only_stopwords", "only punctuation and stop words".into()));
     }
     let lower = rewrite.to_lowercase();
@@ -275,7 +276,7 @@ pub(crate) fn eliminate_answer(answer: &str, short_words: usize) -> Option<(&'st
     if answer.trim().is_empty() {
         return Some(("empty_answer", "the answer is empty".into()));
     }
-    if gc::only_stopwords(answer) {
+    if rp::only_stopwords(answer) {
         return Some((
             "only_stopwords",
             "the answer is only punctuation and stop words".into(),
@@ -361,7 +362,7 @@ impl EvolInstruct {
                 );
                 break;
             }
-            let rewrite = gc::strip_leading_label(&reply.content, ANSWER_LABELS).to_string();
+            let rewrite = rp::strip_leading_label(&reply.content, ANSWER_LABELS).to_string();
             let (orig, rw, sim) = (current.clone(), rewrite.clone(), self.o.max_similarity);
             if let Some((why, detail)) = ctx
                 .cpu

@@ -2,6 +2,7 @@
 
 pub mod evol_instruct;
 pub mod gen_common;
+pub mod replies;
 pub mod respond;
 pub mod self_chat;
 pub mod self_instruct;

@@ -29,6 +29,7 @@ use serde_json::json;
 
 use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
+use crate::generate::replies as rp;
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
 
@@ -321,7 +322,7 @@ pub(crate) fn user_turn(reply: &str, end_marker: &str) -> Option<String> {
     if reply.contains(end_marker) {
         return None;
     }
-    let t = gc::strip_leading_label(reply, &["User", "用户", "[Human]"]);
+    let t = rp::strip_leading_label(reply, &["User", "用户", "[Human]"]);
     Some(t.trim_matches('"').trim().to_string())
 }
 

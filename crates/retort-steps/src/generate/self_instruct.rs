@@ -40,13 +40,16 @@ use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand::seq::{IndexedRandom, SliceRandom};
 use retort_core::{content_id, Message, Provenance, Record};
-use retort_teacher::{ChatResponse, FinishReason, Teacher};
+use retort_teacher::{ChatResponse, Teacher};
 use retort_text::{InstructionFilter, NoveltyIndex};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{Inputs, OutputSink, Shape, Step, StepCtx, StepError};
-use crate::gen_common::{self as gc, Field, Outcome, Sampling};
+use crate::gen_common::{self as gc, Outcome, Sampling};
+use crate::generate::replies::{
+    parse_alpaca, parse_classic_list, parse_instances, parse_yes_no, Candidate, Instances,
+};
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 use crate::templates::Template;
 
@@ -328,17 +331,6 @@ struct Task {
     seeds: Vec<String>,
 }
 
-/// A parsed candidate before screening.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Candidate {
-    pub instruction: String,
-    pub input: String,
-    pub output: String,
-}
-
-/// A rejection found while parsing one reply: (reason, detail, the block's text).
-pub(crate) type BlockReject = (&'static str, String, String);
-
 /// A candidate's rejection before it reaches the pool.
 type Reject = (String, &'static str, String, String);
 
@@ -417,213 +409,6 @@ fn screen(
         accepted.push((call, c));
     }
     (accepted, rejected)
-}
-
-/// Parse an Alpaca reply into candidates and per-block rejections. `Err` when the reply
-/// has no task block at all (a failure with the raw reply).
-pub(crate) fn parse_alpaca(
-    reply: &str,
-    finish: FinishReason,
-) -> Result<(Vec<Candidate>, Vec<BlockReject>), String> {
-    let mut blocks = gc::parse_field_blocks(reply, gc::ALPACA_FIELDS);
-    if blocks.is_empty() {
-        return Err("no `Instruction:`/`Input:`/`Output:` blocks in the reply".into());
-    }
-    let mut rejects = vec![];
-    if finish == FinishReason::Length {
-        let last = blocks.pop().expect("non-empty");
-        rejects.push((
-            "truncated_last",
-            "the answer stopped at max_tokens; its last task may be cut".to_string(),
-            last.raw,
-        ));
-    }
-    let mut cands = vec![];
-    for b in blocks {
-        let instruction = b.get(0).map(gc::collapse_ws).unwrap_or_default();
-        if instruction.is_empty() {
-            rejects.push(("parse", "block without an instruction".into(), b.raw));
-            continue;
-        }
-        let Some(output) = b.get(2) else {
-            rejects.push(("parse", "block without an `Output:` field".into(), b.raw));
-            continue;
-        };
-        if output.is_empty() {
-            rejects.push(("empty_output", "the output is empty".into(), b.raw));
-            continue;
-        }
-        let input = b.get(1).unwrap_or("");
-        let input = if gc::is_no_input(input) { "" } else { input };
-        cands.push(Candidate {
-            instruction,
-            input: input.to_string(),
-            output: output.to_string(),
-        });
-    }
-    Ok((cands, rejects))
-}
-
-/// Parse a classic instruction-generation reply: a numbered list; the last item is
-/// dropped when the answer was cut.
-pub(crate) fn parse_classic_list(
-    reply: &str,
-    finish: FinishReason,
-) -> Result<(Vec<String>, Vec<BlockReject>), String> {
-    let mut items = gc::parse_numbered_list(reply);
-    if items.is_empty() {
-        return Err("no numbered list in the reply".into());
-    }
-    let mut rejects = vec![];
-    if finish == FinishReason::Length {
-        let last = items.pop().expect("non-empty");
-        rejects.push((
-            "truncated_last",
-            "the answer stopped at max_tokens; its last task may be cut".to_string(),
-            last,
-        ));
-    }
-    let items = items
-        .into_iter()
-        .map(|i| i.trim_end_matches([':', '：']).trim().to_string())
-        .collect();
-    Ok((items, rejects))
-}
-
-/// Parse the classification-identification answer.
-pub(crate) fn parse_yes_no(reply: &str) -> Option<bool> {
-    let t = gc::strip_leading_label(reply, &["Is it classification?", "Answer"]);
-    let first: String = t
-        .trim_start_matches(|c: char| !c.is_alphanumeric())
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .collect::<String>()
-        .to_lowercase();
-    if first.starts_with("不是") || first.starts_with('否') {
-        return Some(false);
-    }
-    if first.starts_with('是') {
-        return Some(true);
-    }
-    match first.as_str() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
-}
-
-const OUTPUT_FIRST_FIELDS: &[Field] = &[
-    Field {
-        names: &["Class label", "Class Label", "Label", "类别标签", "类别"],
-    },
-    Field {
-        names: &["Input", "Sentence", "输入"],
-    },
-];
-const INPUT_FIRST_FIELDS: &[Field] = &[
-    Field {
-        names: &["Input", "输入"],
-    },
-    Field {
-        names: &["Output", "输出"],
-    },
-];
-
-/// Instances of one classic task, after the instance rules.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Instances {
-    /// Kept (input, output) pairs and per-instance rejections (reason, detail, text).
-    Kept(Vec<(String, String)>, Vec<BlockReject>),
-    /// The whole task is dropped (reason, detail).
-    Dropped(&'static str, String, Vec<BlockReject>),
-}
-
-/// Parse and check a classic instance reply.
-pub(crate) fn parse_instances(
-    reply: &str,
-    finish: FinishReason,
-    output_first: bool,
-    max_instances: usize,
-) -> Result<Instances, String> {
-    let fields = if output_first {
-        OUTPUT_FIRST_FIELDS
-    } else {
-        INPUT_FIRST_FIELDS
-    };
-    let mut blocks = gc::parse_field_blocks(reply, fields);
-    if blocks.is_empty() {
-        return Err(if output_first {
-            "no `Class label:`/`Input:` blocks in the reply".into()
-        } else {
-            "no `Input:`/`Output:` blocks in the reply".into()
-        });
-    }
-    let mut rejects = vec![];
-    if finish == FinishReason::Length {
-        let last = blocks.pop().expect("non-empty");
-        rejects.push((
-            "truncated_last",
-            "the answer stopped at max_tokens; its last instance may be cut".to_string(),
-            last.raw,
-        ));
-    }
-    let mut kept: Vec<(String, String)> = vec![];
-    let mut by_input: HashMap<String, String> = HashMap::new();
-    for b in blocks {
-        let (input, output) = if output_first {
-            (b.get(1).unwrap_or(""), b.get(0))
-        } else {
-            (b.get(0).unwrap_or(""), b.get(1))
-        };
-        let input = if gc::is_no_input(input) {
-            ""
-        } else {
-            input.trim()
-        };
-        let output = output.unwrap_or("").trim();
-        if output.is_empty() {
-            rejects.push(("empty_output", "the output is empty".into(), b.raw));
-            continue;
-        }
-        if !input.is_empty() && gc::dup_key(input) == gc::dup_key(output) {
-            rejects.push((
-                "input_equals_output",
-                "the output repeats the input".into(),
-                b.raw,
-            ));
-            continue;
-        }
-        let ik = gc::dup_key(input);
-        if let Some(prev) = by_input.get(&ik) {
-            if gc::dup_key(prev) == gc::dup_key(output) {
-                rejects.push(("duplicate", "the same instance twice".into(), b.raw));
-                continue;
-            }
-            return Ok(Instances::Dropped(
-                "conflicting_outputs",
-                format!("input {input:?} has outputs {prev:?} and {output:?}"),
-                rejects,
-            ));
-        }
-        by_input.insert(ik, output.to_string());
-        if kept.len() >= max_instances {
-            rejects.push((
-                "too_many_instances",
-                format!("more than {max_instances}"),
-                b.raw,
-            ));
-            continue;
-        }
-        kept.push((input.to_string(), output.to_string()));
-    }
-    if kept.is_empty() {
-        return Ok(Instances::Dropped(
-            "no_instances",
-            "no usable instance".into(),
-            rejects,
-        ));
-    }
-    Ok(Instances::Kept(kept, rejects))
 }
 
 fn task_from_record(r: &Record) -> Option<Task> {
@@ -1279,6 +1064,7 @@ impl<'a> Growth<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use retort_teacher::FinishReason;
 
     #[test]
     fn yes_no_answers() {
