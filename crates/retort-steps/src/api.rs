@@ -387,6 +387,55 @@ pub async fn run_map(
     Ok(())
 }
 
+/// A step that needs its whole input before it starts (dedup, cluster, report): it gets
+/// every input record at once. [`table_step!`](crate::table_step) implements [`Step`]
+/// for it: the CPU batch size, [`Shape::WholeTable`], reading the input and setting the
+/// progress total.
+#[async_trait]
+pub trait TableStep: Send + Sync {
+    /// Process the whole input and commit the result.
+    async fn run_table(
+        &self,
+        ctx: &StepCtx,
+        records: Vec<Record>,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), StepError>;
+
+    /// As [`Step::after_run`].
+    fn after_run(&self, _run_dir: &std::path::Path) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// Implements [`Step`] for a [`TableStep`].
+#[macro_export]
+macro_rules! table_step {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::api::Step for $t {
+            fn batch_size(&self) -> usize {
+                $crate::api::CPU_BATCH
+            }
+            fn shape(&self) -> $crate::api::Shape {
+                $crate::api::Shape::WholeTable
+            }
+            async fn run(
+                &self,
+                ctx: &$crate::api::StepCtx,
+                inputs: $crate::api::Inputs,
+                out: &mut dyn $crate::api::OutputSink,
+            ) -> Result<(), $crate::api::StepError> {
+                let records = inputs.read_all().await?;
+                ctx.stats.set_total(records.len() as u64);
+                $crate::api::TableStep::run_table(self, ctx, records, out).await
+            }
+            fn after_run(&self, run_dir: &std::path::Path) -> Result<(), $crate::api::StepError> {
+                $crate::api::TableStep::after_run(self, run_dir)
+            }
+        }
+    };
+}
+
 /// Implements [`Step`] for a [`MapStep`]: a streaming step driven by [`run_map`], with
 /// the default batch size or the one given (e.g. [`CPU_BATCH`] for pure CPU steps).
 #[macro_export]

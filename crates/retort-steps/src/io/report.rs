@@ -56,23 +56,16 @@ pub struct ReportStep {
     after: Vec<String>,
 }
 
+crate::table_step!(ReportStep);
+
 #[async_trait]
-impl Step for ReportStep {
-    fn batch_size(&self) -> usize {
-        CPU_BATCH
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::WholeTable
-    }
-
-    async fn run(
+impl TableStep for ReportStep {
+    async fn run_table(
         &self,
         ctx: &StepCtx,
-        inputs: Inputs,
+        records: Vec<retort_core::Record>,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        let records = inputs.read_all().await?;
         let n = records.len() as u64;
         let run_dir = ctx.run_dir.clone();
         let title = self.o.title.clone();

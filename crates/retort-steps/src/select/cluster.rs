@@ -118,25 +118,17 @@ pub struct Cluster {
     template: Arc<Template>,
 }
 
+crate::table_step!(Cluster);
+
 #[async_trait]
-impl Step for Cluster {
-    fn batch_size(&self) -> usize {
-        CPU_BATCH
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::WholeTable
-    }
-
-    async fn run(
+impl TableStep for Cluster {
+    async fn run_table(
         &self,
         ctx: &StepCtx,
-        inputs: Inputs,
+        mut records: Vec<Record>,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        let mut records = inputs.read_all().await?;
         let n = records.len();
-        ctx.stats.set_total(n as u64);
         if n == 0 {
             out.side_table("clusters", vec![]).await?;
             return out.commit(Batch::default()).await;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::Rejection;
+use retort_core::{Record, Rejection};
 use retort_vector::dedup::{
     estimate_recall, Method, SemanticDedup, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M,
 };
@@ -220,25 +220,17 @@ fn near_removals(
     out
 }
 
+crate::table_step!(Dedup);
+
 #[async_trait]
-impl Step for Dedup {
-    fn batch_size(&self) -> usize {
-        CPU_BATCH
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::WholeTable
-    }
-
-    async fn run(
+impl TableStep for Dedup {
+    async fn run_table(
         &self,
         ctx: &StepCtx,
-        inputs: Inputs,
+        records: Vec<Record>,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        let records = inputs.read_all().await?;
         let n = records.len();
-        ctx.stats.set_total(n as u64);
         let keys: Vec<Vec<f64>> = records
             .iter()
             .map(|r| score_key(r, &self.o.keep_by))

@@ -31,7 +31,7 @@ use retort_text::novelty::{NoveltyDecision, NoveltyIndex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{Batch, Inputs, OutputSink, Shape, Step, StepCtx, StepError};
+use crate::api::{Batch, OutputSink, StepCtx, StepError, TableStep};
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 
 /// Candidates decided per commit: bounds the work lost to a crash and lets progress move.
@@ -181,19 +181,16 @@ fn detail(d: &NoveltyDecision, ids: &[String]) -> String {
     }
 }
 
-#[async_trait]
-impl Step for NoveltyFilter {
-    fn shape(&self) -> Shape {
-        Shape::WholeTable
-    }
+crate::table_step!(NoveltyFilter);
 
-    async fn run(
+#[async_trait]
+impl TableStep for NoveltyFilter {
+    async fn run_table(
         &self,
         ctx: &StepCtx,
-        inputs: Inputs,
+        records: Vec<Record>,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        let records = inputs.read_all().await?;
         // On resume, the records accepted by earlier commits are part of the pool, in
         // the order they were accepted: rebuilding it gives the decisions of an
         // uninterrupted run.
@@ -222,7 +219,6 @@ impl Step for NoveltyFilter {
                 Ok((index, ids))
             })
             .await?;
-        ctx.stats.set_total(records.len() as u64);
         tracing::info!(
             step = %ctx.step_id,
             pool = index.len(),
