@@ -15,21 +15,9 @@ use proptest::sample::Index;
 use retort_core::Message;
 use retort_local::ChatTemplate;
 
-fn cases() -> u32 {
-    std::env::var("RETORT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(10_000)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        timeout: 2_000,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../../tests/fuzz_config.rs"]
+mod fuzz_config;
+use fuzz_config::config;
 
 /// ChatML as Qwen2.5 and SmolLM2 ship it (tools omitted).
 const CHATML: &str = "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}{%- for message in messages %}{%- if not (message.role == 'system' and loop.first) %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";

@@ -19,21 +19,9 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-fn cases() -> u32 {
-    std::env::var("RETORT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(10_000)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        timeout: 2_000,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../../tests/fuzz_config.rs"]
+mod fuzz_config;
+use fuzz_config::config;
 
 /// Steps of the kinds no shipped pipeline uses, appended to the quickstart pipeline so
 /// their builders are fuzzed too.

@@ -32,24 +32,9 @@ use crate::generate::replies::{
 use crate::judge_parse::{json_objects, parse_score, parse_verdict, Scale, Verdict};
 use crate::self_chat::{baize_rules, split_transcript, user_turn};
 
-/// Cases per property: `RETORT_FUZZ_CASES` (default 10,000).
-fn cases() -> u32 {
-    std::env::var("RETORT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(10_000)
-}
-
-/// The proptest configuration of every property here: no regression files written into
-/// the source tree, and a per-case timeout that turns a hang into a failure.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        timeout: 2_000,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../../tests/fuzz_config.rs"]
+mod fuzz_config;
+use fuzz_config::config;
 
 // ------------------------------------------------------------------ adversarial text
 

@@ -25,21 +25,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use retort_store::{read_rows, RowFormat};
 
-fn cases() -> u32 {
-    std::env::var("RETORT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(10_000)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        timeout: 2_000,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../../tests/fuzz_config.rs"]
+mod fuzz_config;
+use fuzz_config::config;
 
 const JSONL: &str = "{\"instruction\": \"Add\", \"instances\": [{\"input\": \"1 2\", \"output\": \"3\"}], \"n\": 1}\n\
 {\"instruction\": \"写一首诗\", \"input\": \"\", \"output\": \"😀\\n\\u00e9\", \"score\": 7.5, \"ok\": true}\n\
