@@ -18,12 +18,10 @@ pub fn write_html(path: &Path, html: &str) -> Result<(), String> {
 
 /// Every committed record of a step, in part order.
 pub fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, String> {
-    let step = RunDir::new(run_dir).step(id);
-    let mut out = Vec::new();
-    for p in step.parts(step.count_parts()) {
-        out.extend(retort_store::read_records(&p).map_err(|e| e.to_string())?);
-    }
-    Ok(out)
+    RunDir::new(run_dir)
+        .step(id)
+        .read_records()
+        .map_err(|e| e.to_string())
 }
 
 fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, String> {

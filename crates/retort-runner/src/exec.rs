@@ -503,7 +503,7 @@ async fn run_one(
     let id = &ctx.step_id;
     if let Some(done) = skip {
         // Finished before with the same config: skip, and let downstream read it.
-        let parts = rundir::count_parts(&StepDir::path_for(run_dir, id));
+        let parts = retort_store::RunDir::new(run_dir).step(id).count_parts();
         lv.rows_out.store(done.rows, Ordering::Relaxed);
         lv.resumed_rows.store(done.rows, Ordering::Relaxed);
         // What it took in when it ran, so a skipped step's row reads like a finished one

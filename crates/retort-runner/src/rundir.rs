@@ -400,7 +400,7 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
         retort_store::count_rows(path)
             .map_err(|e| format!("{} is unreadable ({e})", path.display()))
     };
-    let parts = count_parts(&dir);
+    let parts = StepPaths::at(&dir).count_parts();
     if let Some(want) = state.parts {
         if parts < want {
             return Err(format!(
@@ -410,7 +410,7 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
         }
     }
     let mut rows = 0;
-    for p in part_paths(&dir, state.parts.unwrap_or(parts)) {
+    for p in StepPaths::at(&dir).parts(state.parts.unwrap_or(parts)) {
         rows += readable(&p)?;
     }
     if rows != state.rows {
@@ -434,23 +434,9 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
     Ok(())
 }
 
-/// Paths of a step's committed part files, in order.
-pub fn part_paths(step_dir: &Path, n: usize) -> Vec<PathBuf> {
-    StepPaths::at(step_dir).parts(n)
-}
-
-/// Number of committed part files in a step folder.
-pub fn count_parts(step_dir: &Path) -> usize {
-    StepPaths::at(step_dir).count_parts()
-}
-
 /// Read every committed record of a step.
 pub fn read_step_records(step_dir: &Path) -> Result<Vec<Record>, StepError> {
-    let mut out = Vec::new();
-    for p in part_paths(step_dir, count_parts(step_dir)) {
-        out.extend(retort_store::read_records(&p).map_err(store)?);
-    }
-    Ok(out)
+    StepPaths::at(step_dir).read_records().map_err(store)
 }
 
 /// Gather every step's failures and rejections into the run-level tables.
@@ -459,7 +445,7 @@ pub fn gather_tables(run_dir: &Path, step_ids: &[String]) -> Result<(u64, u64), 
     let mut rejections: Vec<Rejection> = Vec::new();
     for id in step_ids {
         let dir = StepDir::path_for(run_dir, id);
-        let n = count_parts(&dir);
+        let n = StepPaths::at(&dir).count_parts();
         for i in 0..n {
             let f = StepPaths::at(&dir).failures(i);
             if f.exists() {
@@ -497,7 +483,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
     let dir = StepDir::path_for(run_dir, id);
     let mut out = Retried::default();
     let wanted = |c: &str| classes.is_empty() || classes.iter().any(|k| k == c);
-    for i in 0..count_parts(&dir) {
+    for i in 0..StepPaths::at(&dir).count_parts() {
         let f_path = StepPaths::at(&dir).failures(i);
         if !f_path.exists() {
             continue;

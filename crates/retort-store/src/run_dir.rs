@@ -154,6 +154,14 @@ impl StepPaths {
     pub fn parts(&self, n: usize) -> Vec<PathBuf> {
         (0..n).map(|i| self.part(i)).collect()
     }
+    /// Every committed record of the step, in part order.
+    pub fn read_records(&self) -> Result<Vec<retort_core::Record>, crate::StoreError> {
+        let mut out = Vec::new();
+        for p in self.parts(self.count_parts()) {
+            out.extend(crate::read_records(&p)?);
+        }
+        Ok(out)
+    }
 }
 
 /// What `steps/<id>/state.json` says about a step.
