@@ -7,29 +7,26 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use retort_core::Record;
-use retort_store::{Manifest, RunDir, StepPaths};
+use retort_store::{Manifest, RunDir, StepPaths, StoreError};
 
 use crate::{ClusterInfo, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
 
 /// Write the page atomically (unique temp name, then rename).
-pub fn write_html(path: &Path, html: &str) -> Result<(), String> {
-    retort_store::write_bytes_atomic(path, html.as_bytes()).map_err(|e| e.to_string())
+pub fn write_html(path: &Path, html: &str) -> Result<(), StoreError> {
+    retort_store::write_bytes_atomic(path, html.as_bytes())
 }
 
 /// Every committed record of a step, in part order.
-pub fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, String> {
-    RunDir::new(run_dir)
-        .step(id)
-        .read_records()
-        .map_err(|e| e.to_string())
+pub fn read_step(run_dir: &Path, id: &str) -> Result<Vec<Record>, StoreError> {
+    RunDir::new(run_dir).step(id).read_records()
 }
 
-fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, String> {
+fn read_side(run_dir: &Path, id: &str, name: &str) -> Result<Vec<Record>, StoreError> {
     let p = RunDir::new(run_dir).step(id).side(name);
     if !p.exists() {
         return Ok(vec![]);
     }
-    retort_store::read_records(&p).map_err(|e| e.to_string())
+    retort_store::read_records(&p)
 }
 
 /// Gather a run directory into a report. `records` are the records to map (the report
@@ -39,7 +36,7 @@ pub fn load_run(
     run_dir: &Path,
     records: Option<Vec<Record>>,
     title: Option<String>,
-) -> Result<ReportInput, String> {
+) -> Result<ReportInput, StoreError> {
     let m = Manifest::read(run_dir)?;
 
     let cluster_step = m.steps.iter().rev().find(|s| s.kind == "cluster");
@@ -92,15 +89,9 @@ pub fn load_run(
                 .labels
                 .get("dedup_mode")
                 .and_then(|m| m.parse().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "{}: record `{}` has no valid dedup_mode",
-                        RunDir::new(run_dir)
-                            .step(&s.id)
-                            .side("duplicates")
-                            .display(),
-                        d.id
-                    )
+                .ok_or_else(|| StoreError::Content {
+                    path: RunDir::new(run_dir).step(&s.id).side("duplicates"),
+                    message: format!("record `{}` has no valid dedup_mode", d.id),
                 })?;
             duplicates.push(DuplicateRow {
                 removed_id: d.id.clone(),
@@ -166,7 +157,7 @@ pub fn load_run(
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if matches!(StepPaths::batch_of(&name), Some(("failures", _))) {
-                for f in retort_store::read_failures(&e.path()).map_err(|e| e.to_string())? {
+                for f in retort_store::read_failures(&e.path())? {
                     *failures_by_class.entry(f.class).or_insert(0u64) += 1;
                 }
             }

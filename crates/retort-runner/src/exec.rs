@@ -48,8 +48,13 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// One or more steps failed; the others' progress is committed.
-    #[error("{0}")]
-    Steps(String),
+    #[error("{message}")]
+    Steps {
+        /// Every error, where it happened and what to do next.
+        message: String,
+        /// The errors themselves, each with its kind and sources.
+        errors: Vec<StepError>,
+    },
     /// The run could not start (run directory, cache).
     #[error("{0}")]
     Setup(String),
@@ -372,8 +377,11 @@ pub async fn run(
     for r in results {
         match r {
             Ok(Ok(())) | Ok(Err((_, StepError::Interrupted))) => {}
-            Ok(Err((id, e))) => errors.push(format!("step `{id}` failed: {e}")),
-            Err(e) => errors.push(format!("a step task panicked: {e}")),
+            Ok(Err((id, e))) => errors.push((format!("step `{id}` failed: "), e)),
+            Err(e) => errors.push((
+                String::new(),
+                StepError::Internal(format!("a step task panicked: {e}")),
+            )),
         }
     }
     progress.finish().await;
@@ -388,7 +396,7 @@ pub async fn run(
     }
 
     let ids: Vec<String> = plan.steps.iter().map(|s| s.spec.id.clone()).collect();
-    let gathered = rundir::gather_tables(&run_dir, &ids);
+    let mut gathered = rundir::gather_tables(&run_dir, &ids);
     {
         let mut m = manifest.lock().unwrap();
         if let Ok((f, r)) = gathered {
@@ -409,13 +417,14 @@ pub async fn run(
     };
     // A manifest that cannot be written (a full disk) is one more error, never one
     // that hides the steps' own errors and the way to resume.
-    let write_final = |status: &str, errors: &mut Vec<String>| match write_manifest(status) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            errors.push(format!("manifest.json could not be written: {e}"));
-            None
-        }
-    };
+    let write_final =
+        |status: &str, errors: &mut Vec<(String, StepError)>| match write_manifest(status) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                errors.push(("manifest.json could not be written: ".into(), e));
+                None
+            }
+        };
     let mut written = write_final(status, &mut errors);
     if interrupted.is_none() {
         // Steps that describe the run (the report) re-render now that it has ended.
@@ -430,17 +439,20 @@ pub async fn run(
             let dir = run_dir.clone();
             let res = tokio::task::spawn_blocking(move || step.after_run(&dir))
                 .await
-                .map_err(|e| StepError::Other(format!("panicked: {e}")))
+                .map_err(|e| StepError::Internal(format!("panicked: {e}")))
                 .and_then(|r| r);
             if let Err(e) = res {
-                errors.push(format!(
-                    "step `{}` could not refresh its output after the run: {e}",
-                    ps.spec.id
+                errors.push((
+                    format!(
+                        "step `{}` could not refresh its output after the run: ",
+                        ps.spec.id
+                    ),
+                    e,
                 ));
             }
         }
-        if let Err(e) = &gathered {
-            errors.push(format!("gathering failures and rejections: {e}"));
+        if let Err(e) = std::mem::replace(&mut gathered, Ok((0, 0))) {
+            errors.push(("gathering failures and rejections: ".into(), e));
         }
         if !errors.is_empty() && status == "complete" {
             written = write_final("failed", &mut errors);
@@ -463,28 +475,24 @@ pub async fn run(
     let manifest = match written {
         Some(m) if errors.is_empty() => m,
         _ => {
-            let full = errors.iter().any(|e| is_disk_full(e));
-            return Err(RunError::Steps(format!(
-                "{}\ncommitted progress is kept in {}; {}{again}",
-                errors.join("\n"),
-                run_dir.display(),
-                if full {
-                    "the disk is full: free space there (df -h shows how much), then "
-                } else {
-                    "fix the cause and "
-                }
-            )));
+            let full = errors.iter().any(|(_, e)| e.is_disk_full());
+            let lines: Vec<String> = errors.iter().map(|(at, e)| format!("{at}{e}")).collect();
+            return Err(RunError::Steps {
+                message: format!(
+                    "{}\ncommitted progress is kept in {}; {}{again}",
+                    lines.join("\n"),
+                    run_dir.display(),
+                    if full {
+                        "the disk is full: free space there (df -h shows how much), then "
+                    } else {
+                        "fix the cause and "
+                    }
+                ),
+                errors: errors.into_iter().map(|(_, e)| e).collect(),
+            });
         }
     };
     Ok(RunSummary { run_dir, manifest })
-}
-
-/// Whether an error message is the OS's "disk full" (ENOSPC, or a quota).
-fn is_disk_full(message: &str) -> bool {
-    message.contains("No space left on device")
-        || message.contains("os error 28")
-        || message.contains("Disk quota exceeded")
-        || message.contains("StorageFull")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -523,7 +531,7 @@ async fn run_one(
         let hash = hash.to_string();
         tokio::task::spawn_blocking(move || StepDir::open(&run_dir, &id, &hash))
             .await
-            .map_err(|e| StepError::Other(format!("step dir task: {e}")))??
+            .map_err(|e| StepError::Internal(format!("step dir task: {e}")))??
     };
     let parts = dir.parts();
     let consumed = dir.consumed();
@@ -544,12 +552,10 @@ async fn run_one(
                 let st = rx.borrow_and_update().status;
                 match st {
                     Status::Done => break,
-                    Status::Failed => {
-                        return Err(StepError::Other(format!("upstream step `{up_id}` failed")))
-                    }
+                    Status::Failed => return Err(StepError::Upstream(up_id.clone())),
                     Status::Running => {
                         if rx.changed().await.is_err() {
-                            return Err(StepError::Other(format!(
+                            return Err(StepError::Internal(format!(
                                 "upstream step `{up_id}` stopped"
                             )));
                         }
@@ -613,7 +619,7 @@ async fn run_one(
         .collect();
     tokio::task::spawn_blocking(move || dir.mark_done(outputs))
         .await
-        .map_err(|e| StepError::Other(format!("step dir task: {e}")))??;
+        .map_err(|e| StepError::Internal(format!("step dir task: {e}")))??;
     *lv.status.lock().unwrap() = "done".into();
     Ok(())
 }

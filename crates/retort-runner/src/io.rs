@@ -94,7 +94,7 @@ impl InputStream for PartInput {
                     (r, n)
                 })
                 .await
-                .map_err(|e| StepError::Other(format!("reader task: {e}")))?;
+                .map_err(|e| StepError::Internal(format!("reader task: {e}")))?;
                 match next {
                     Some(Ok(rows)) => {
                         self.reader = Some(r2);
@@ -103,7 +103,7 @@ impl InputStream for PartInput {
                         }
                         continue;
                     }
-                    Some(Err(e)) => return Err(StepError::Io(e.to_string())),
+                    Some(Err(e)) => return Err(e.into()),
                     None => continue,
                 }
             }
@@ -117,22 +117,16 @@ impl InputStream for PartInput {
                 }
                 let p = retort_store::StepPaths::at(&self.dir).part(part);
                 self.reader = Some(
-                    retort_store::RecordReader::open(&p, self.batch)
-                        .map_err(|e| StepError::Io(e.to_string()))?,
+                    retort_store::RecordReader::open(&p, self.batch).map_err(StepError::from)?,
                 );
                 continue;
             }
             match up.status {
                 Status::Done => return Ok(None),
-                Status::Failed => {
-                    return Err(StepError::Other(format!(
-                        "upstream step `{}` failed",
-                        self.upstream
-                    )))
-                }
+                Status::Failed => return Err(StepError::Upstream(self.upstream.clone())),
                 Status::Running => {
                     if self.up.changed().await.is_err() {
-                        return Err(StepError::Other(format!(
+                        return Err(StepError::Internal(format!(
                             "upstream step `{}` stopped",
                             self.upstream
                         )));
@@ -163,7 +157,7 @@ impl DirSink {
             (dir, r)
         })
         .await
-        .map_err(|e| StepError::Other(format!("writer task: {e}")))?;
+        .map_err(|e| StepError::Internal(format!("writer task: {e}")))?;
         self.dir = Some(dir);
         res
     }
@@ -194,7 +188,7 @@ impl OutputSink for DirSink {
         let dir = self.dir.as_ref().expect("step dir").dir().to_path_buf();
         tokio::task::spawn_blocking(move || rundir::read_step_records(&dir))
             .await
-            .map_err(|e| StepError::Other(format!("reader task: {e}")))?
+            .map_err(|e| StepError::Internal(format!("reader task: {e}")))?
     }
     fn consumed(&self) -> u64 {
         self.dir.as_ref().map(|d| d.consumed()).unwrap_or(0)

@@ -52,16 +52,20 @@ pub struct StepDir {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StepError + '_ {
-    move |e| StepError::Io(format!("{}: {e}", path.display()))
+    move |e| StepError::io(path.display().to_string())(e)
 }
 
-fn store(e: retort_store::StoreError) -> StepError {
-    StepError::Io(e.to_string())
+/// A checkpoint file whose content cannot be used, naming the file.
+fn broken(path: &Path, message: String) -> StepError {
+    StepError::Store(retort_store::StoreError::Content {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Write a small file atomically (unique temp name, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StepError> {
-    retort_store::write_bytes_atomic(path, bytes).map_err(store)
+    retort_store::write_bytes_atomic(path, bytes).map_err(StepError::from)
 }
 
 /// The one writer of a run directory: an exclusive OS lock (`flock`) on
@@ -183,7 +187,7 @@ impl StepDir {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        retort_store::remove_temp_files(&dir).map_err(store)?;
+        retort_store::remove_temp_files(&dir)?;
         let mut sd = StepDir {
             dir,
             hash: hash.to_string(),
@@ -238,11 +242,13 @@ impl StepDir {
             match meta.get(META_DONE) {
                 Some(v) => {
                     let done: PositionSet = serde_json::from_str(v).map_err(|e| {
-                        StepError::Io(format!(
-                            "{}: unreadable `{META_DONE}` metadata ({e}); delete the step folder {} to recompute it",
-                            path.display(),
-                            sd.dir.display()
-                        ))
+                        broken(
+                            &path,
+                            format!(
+                                "unreadable `{META_DONE}` metadata ({e}); delete the step folder {} to recompute it",
+                                sd.dir.display()
+                            ),
+                        )
                     })?;
                     sd.done.union(&done);
                 }
@@ -300,15 +306,13 @@ impl StepDir {
             retort_store::write_failures_atomic(
                 &StepPaths::at(&self.dir).failures(i),
                 &batch.failures,
-            )
-            .map_err(store)?;
+            )?;
         }
         if !batch.rejections.is_empty() {
             retort_store::write_rejections_atomic(
                 &StepPaths::at(&self.dir).rejections(i),
                 &batch.rejections,
-            )
-            .map_err(store)?;
+            )?;
         }
         let finished = match &batch.done {
             Some(d) => d.clone(),
@@ -348,8 +352,7 @@ impl StepDir {
             &StepPaths::at(&self.dir).part(i),
             &batch.records,
             &meta,
-        )
-        .map_err(store)?;
+        )?;
         self.parts += 1;
         self.done = done;
         if batch.state.is_some() {
@@ -361,8 +364,7 @@ impl StepDir {
 
     /// Write a named side table atomically.
     pub fn side_table(&mut self, name: &str, records: &[Record]) -> Result<(), StepError> {
-        retort_store::write_records_atomic(&StepPaths::at(&self.dir).side(name), records)
-            .map_err(store)?;
+        retort_store::write_records_atomic(&StepPaths::at(&self.dir).side(name), records)?;
         if !self.side_tables.iter().any(|n| n == name) {
             self.side_tables.push(name.to_string());
         }
@@ -436,7 +438,9 @@ pub fn verify(run_dir: &Path, id: &str, state: &StepFileState) -> Result<(), Str
 
 /// Read every committed record of a step.
 pub fn read_step_records(step_dir: &Path) -> Result<Vec<Record>, StepError> {
-    StepPaths::at(step_dir).read_records().map_err(store)
+    StepPaths::at(step_dir)
+        .read_records()
+        .map_err(StepError::from)
 }
 
 /// Gather every step's failures and rejections into the run-level tables.
@@ -449,18 +453,16 @@ pub fn gather_tables(run_dir: &Path, step_ids: &[String]) -> Result<(u64, u64), 
         for i in 0..n {
             let f = StepPaths::at(&dir).failures(i);
             if f.exists() {
-                failures.extend(retort_store::read_failures(&f).map_err(store)?);
+                failures.extend(retort_store::read_failures(&f)?);
             }
             let r = StepPaths::at(&dir).rejections(i);
             if r.exists() {
-                rejections.extend(retort_store::read_rejections(&r).map_err(store)?);
+                rejections.extend(retort_store::read_rejections(&r)?);
             }
         }
     }
-    retort_store::write_failures_atomic(&RunDir::new(run_dir).failures(), &failures)
-        .map_err(store)?;
-    retort_store::write_rejections_atomic(&RunDir::new(run_dir).rejections(), &rejections)
-        .map_err(store)?;
+    retort_store::write_failures_atomic(&RunDir::new(run_dir).failures(), &failures)?;
+    retort_store::write_rejections_atomic(&RunDir::new(run_dir).rejections(), &rejections)?;
     Ok((failures.len() as u64, rejections.len() as u64))
 }
 
@@ -488,18 +490,17 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         if !f_path.exists() {
             continue;
         }
-        let failures = retort_store::read_failures(&f_path).map_err(store)?;
+        let failures = retort_store::read_failures(&f_path)?;
         if !failures.iter().any(|f| wanted(&f.class)) {
             continue;
         }
         let p_path = StepPaths::at(&dir).part(i);
-        let meta = retort_store::read_meta(&p_path).map_err(store)?;
+        let meta = retort_store::read_meta(&p_path)?;
         let positions = |key: &str| -> Result<Option<Vec<u64>>, StepError> {
             meta.get(key)
                 .map(|v| {
-                    serde_json::from_str(v).map_err(|e| {
-                        StepError::Io(format!("{}: unreadable `{key}` ({e})", p_path.display()))
-                    })
+                    serde_json::from_str(v)
+                        .map_err(|e| broken(&p_path, format!("unreadable `{key}` ({e})")))
                 })
                 .transpose()
         };
@@ -522,12 +523,12 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
                 .map(|k| at.get(k).is_none_or(|p| !redo.contains(p)))
                 .collect()
         };
-        let records = retort_store::read_records(&p_path).map_err(store)?;
+        let records = retort_store::read_records(&p_path)?;
         let kr = keep(&rows_at, records.len());
         let kf = keep(&failed_at, failures.len());
         let r_path = StepPaths::at(&dir).rejections(i);
         let rejections = if r_path.exists() {
-            retort_store::read_rejections(&r_path).map_err(store)?
+            retort_store::read_rejections(&r_path)?
         } else {
             vec![]
         };
@@ -543,12 +544,7 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
             .get(META_DONE)
             .map(|v| serde_json::from_str(v))
             .transpose()
-            .map_err(|e| {
-                StepError::Io(format!(
-                    "{}: unreadable `{META_DONE}` ({e})",
-                    p_path.display()
-                ))
-            })?
+            .map_err(|e| broken(&p_path, format!("unreadable `{META_DONE}` ({e})")))?
             .unwrap_or_default();
         for p in &redo {
             done.remove(*p);
@@ -571,17 +567,15 @@ pub fn retry_failed(run_dir: &Path, id: &str, classes: &[String]) -> Result<Retr
         // in between leaves the removed inputs' records, which the rerun's retry then
         // removes again.
         let failures = kept(failures, &kf);
-        retort_store::write_failures_atomic(&f_path, &failures).map_err(store)?;
+        retort_store::write_failures_atomic(&f_path, &failures)?;
         if r_path.exists() {
-            retort_store::write_rejections_atomic(&r_path, &kept(rejections, &kj))
-                .map_err(store)?;
+            retort_store::write_rejections_atomic(&r_path, &kept(rejections, &kj))?;
         }
         let meta_refs: Vec<(&str, &str)> = new_meta
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        retort_store::write_records_atomic_with_meta(&p_path, &kept(records, &kr), &meta_refs)
-            .map_err(store)?;
+        retort_store::write_records_atomic_with_meta(&p_path, &kept(records, &kr), &meta_refs)?;
         out.inputs += redo.len() as u64;
     }
     if out.inputs > 0 {

@@ -160,14 +160,30 @@ impl StepStats {
 }
 
 /// Why a step stopped. Per-record problems are not errors: they are [`Failure`] rows.
+///
+/// The kind says who can act: `Config` the user (fix the file or the input), `Io` and
+/// `Store` the machine (disk, permissions; [`StepError::is_disk_full`] reads the cause),
+/// `Teacher`/`Transient` the endpoint, `Upstream` nobody here (the cause is reported by
+/// the step named), `Internal` us (a task panicked). Causes are kept as sources, so
+/// nothing is flattened to text before the CLI prints it.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// Bad options or a bad input file (names the file/line/step and says what to do).
     #[error("{0}")]
     Config(String),
-    /// Reading or writing storage failed.
-    #[error("{0}")]
-    Io(String),
+    /// An operating-system error outside the storage layer (creating a folder, writing a
+    /// pool file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Reading or writing retort data (Parquet, JSONL, checkpoints) failed; the error
+    /// names the file.
+    #[error(transparent)]
+    Store(#[from] retort_store::StoreError),
     /// A teacher error that stops the whole step (budget reached, endpoint down for
     /// longer than `max_outage_secs`).
     #[error("{0}")]
@@ -181,9 +197,55 @@ pub enum StepError {
     /// The run was asked to stop; what the step finished is committed.
     #[error("interrupted")]
     Interrupted,
-    /// Anything else, with context.
+    /// The step stopped with records still to do after transient faults; everything else
+    /// is committed and running the same command again retries them.
+    #[error("{message}")]
+    Unfinished {
+        /// How many are left and what to do.
+        message: String,
+        /// The last transient fault seen.
+        source: Option<TeacherError>,
+    },
+    /// A step this one reads from failed; its own error says why.
+    #[error("upstream step `{0}` failed")]
+    Upstream(String),
+    /// A bug: a task panicked or was cancelled, or a step broke its own contract.
     #[error("{0}")]
-    Other(String),
+    Internal(String),
+}
+
+impl StepError {
+    /// An [`StepError::Io`] naming what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
+        let context = context.into();
+        move |source| StepError::Io { context, source }
+    }
+
+    /// Whether the cause is a full disk or an exhausted quota, so the run's message can
+    /// say "free space" instead of "fix the cause". Walks the source chain for the OS
+    /// error; libraries that flatten their causes to text (SQLite) are read by message.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::StorageFull
+                    || io.kind() == std::io::ErrorKind::QuotaExceeded
+                {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        is_disk_full_message(&self.to_string())
+    }
+}
+
+/// The text a flattened disk-full error carries (`ENOSPC`, `EDQUOT`).
+pub fn is_disk_full_message(message: &str) -> bool {
+    message.contains("No space left on device")
+        || message.contains("os error 28")
+        || message.contains("Disk quota exceeded")
+        || message.contains("os error 122")
 }
 
 /// One committed unit of a step's output.
@@ -462,4 +524,52 @@ macro_rules! map_step {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retort_store::StoreError;
+
+    fn enospc() -> std::io::Error {
+        std::io::Error::from_raw_os_error(28)
+    }
+
+    #[test]
+    fn a_full_disk_is_found_through_the_source_chain() {
+        let direct = StepError::io("writing pool.jsonl")(enospc());
+        assert!(direct.is_disk_full(), "{direct}");
+        let stored = StepError::Store(StoreError::Io {
+            path: "steps/a/part-00000.parquet".into(),
+            source: enospc(),
+        });
+        assert!(stored.is_disk_full(), "{stored}");
+        // The Parquet writer wraps the OS error as an external cause.
+        let parquet = StepError::Store(StoreError::Parquet {
+            path: "steps/a/part-00000.parquet".into(),
+            source: parquet_error(enospc()),
+        });
+        assert!(parquet.is_disk_full(), "{parquet}");
+        // Found by kind, not by the words of the message.
+        let quiet = std::io::Error::new(std::io::ErrorKind::StorageFull, "device busy");
+        let quiet = StepError::Store(StoreError::Parquet {
+            path: "steps/a/part-00000.parquet".into(),
+            source: parquet_error(quiet),
+        });
+        assert!(quiet.is_disk_full(), "{quiet}");
+    }
+
+    #[test]
+    fn other_errors_are_not_a_full_disk() {
+        let denied = StepError::io("writing out.jsonl")(std::io::Error::from(
+            std::io::ErrorKind::PermissionDenied,
+        ));
+        assert!(!denied.is_disk_full(), "{denied}");
+        assert!(!StepError::Config("step `a`: bad option".into()).is_disk_full());
+        assert!(!StepError::Upstream("a".into()).is_disk_full());
+    }
+
+    fn parquet_error(e: std::io::Error) -> parquet::errors::ParquetError {
+        e.into()
+    }
 }

@@ -332,10 +332,16 @@ async fn run_pool_with(
         return Err(StepError::Interrupted);
     }
     if pending > 0 {
-        let last = last_transient.map(|e| e.to_string()).unwrap_or_default();
-        return Err(StepError::Other(format!(
-            "{pending} record(s) are pending after transient faults (last: {last}); everything else is committed — run the same command again to retry them"
-        )));
+        let last = last_transient
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Err(StepError::Unfinished {
+            message: format!(
+                "{pending} record(s) are pending after transient faults (last: {last}); everything else is committed — run the same command again to retry them"
+            ),
+            source: last_transient,
+        });
     }
     Ok(())
 }

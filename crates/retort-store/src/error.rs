@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::rows::RowError;
 
+/// Any error, as the source of one that says where it happened.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// An error reading or writing retort data. Messages name the file when one is involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +51,17 @@ pub enum StoreError {
     /// A row of an input file could not be read.
     #[error(transparent)]
     Row(#[from] Box<RowError>),
+    /// A run directory's manifest.json is missing, not JSON, or of a version this retort
+    /// cannot read; the message names the file and says what to do.
+    #[error("{message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+        /// The underlying error, when there is one.
+        source: Option<BoxError>,
+    },
     /// The export format name is not one retort writes.
     #[error("unknown export format `{0}`; expected one of: records, messages, alpaca, sharegpt, dpo, dpo_conversational")]
     UnknownFormat(String),

@@ -20,7 +20,7 @@ pub mod schema;
 mod values;
 
 pub use atomic::{is_temp_file, remove_temp_files, remove_temp_files_under, write_bytes_atomic};
-pub use error::StoreError;
+pub use error::{BoxError, StoreError};
 pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
 pub use inspect::inspect;
 pub use parquet_io::{

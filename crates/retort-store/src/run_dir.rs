@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use retort_core::accounts::AccountingSnapshot;
+
+use crate::error::{BoxError, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The manifest shape this retort writes. Version 1 (before the field existed) reads
@@ -155,7 +157,7 @@ impl StepPaths {
         (0..n).map(|i| self.part(i)).collect()
     }
     /// Every committed record of the step, in part order.
-    pub fn read_records(&self) -> Result<Vec<retort_core::Record>, crate::StoreError> {
+    pub fn read_records(&self) -> Result<Vec<retort_core::Record>, StoreError> {
         let mut out = Vec::new();
         for p in self.parts(self.count_parts()) {
             out.extend(crate::read_records(&p)?);
@@ -272,16 +274,28 @@ pub struct StepReport {
 impl Manifest {
     /// Reads `run_dir`'s manifest. Errors name the file and say what to do: not a run
     /// directory, not JSON, or written by a retort whose manifest this one cannot read.
-    pub fn read(run_dir: &Path) -> Result<Manifest, String> {
+    pub fn read(run_dir: &Path) -> Result<Manifest, StoreError> {
         let path = RunDir::new(run_dir).manifest();
+        let bad = |message: String, source: Option<BoxError>| StoreError::Manifest {
+            path: path.clone(),
+            message,
+            source,
+        };
         let bytes = std::fs::read(&path).map_err(|e| {
-            format!(
-                "{}: {e}; is this a run directory (made by `retort run`)?",
-                path.display()
+            bad(
+                format!(
+                    "{}: {e}; is this a run directory (made by `retort run`)?",
+                    path.display()
+                ),
+                Some(Box::new(e)),
             )
         })?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not valid JSON ({e})", path.display()))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            bad(
+                format!("{} is not valid JSON ({e})", path.display()),
+                Some(Box::new(e)),
+            )
+        })?;
         let version = v
             .get("schema_version")
             .and_then(|x| x.as_u64())
@@ -292,16 +306,22 @@ impl Manifest {
             .unwrap_or("an unknown version")
             .to_string();
         if version > MANIFEST_VERSION as u64 {
-            return Err(format!(
-                "{} was written by retort {writer} (manifest version {version}); this retort ({}) reads up to version {MANIFEST_VERSION}: upgrade retort",
-                path.display(),
-                env!("CARGO_PKG_VERSION")
+            return Err(bad(
+                format!(
+                    "{} was written by retort {writer} (manifest version {version}); this retort ({}) reads up to version {MANIFEST_VERSION}: upgrade retort",
+                    path.display(),
+                    env!("CARGO_PKG_VERSION")
+                ),
+                None,
             ));
         }
         serde_json::from_value(v).map_err(|e| {
-            format!(
-                "{} was written by retort {writer} (manifest version {version}) and cannot be read ({e}); run the pipeline again with this retort to rewrite it (its checkpoints are reused)",
-                path.display()
+            bad(
+                format!(
+                    "{} was written by retort {writer} (manifest version {version}) and cannot be read ({e}); run the pipeline again with this retort to rewrite it (its checkpoints are reused)",
+                    path.display()
+                ),
+                Some(Box::new(e)),
             )
         })
     }
@@ -348,7 +368,7 @@ mod tests {
         v["schema_version"] = 99.into();
         v["retort_version"] = "9.0.0".into();
         write(d.path(), v);
-        let e = Manifest::read(d.path()).unwrap_err();
+        let e = Manifest::read(d.path()).unwrap_err().to_string();
         assert!(
             e.contains("retort 9.0.0 (manifest version 99)") && e.contains("upgrade retort"),
             "{e}"
@@ -357,14 +377,16 @@ mod tests {
         let mut v = v1();
         v["steps"] = serde_json::json!([{"id": 3}]);
         write(d.path(), v);
-        let e = Manifest::read(d.path()).unwrap_err();
+        let e = Manifest::read(d.path()).unwrap_err().to_string();
         assert!(
             e.contains("written by retort 0.1.0 (manifest version 1)"),
             "{e}"
         );
         assert!(e.contains("run the pipeline again"), "{e}");
 
-        let e = Manifest::read(&d.path().join("nope")).unwrap_err();
+        let e = Manifest::read(&d.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is this a run directory"), "{e}");
     }
 

@@ -355,11 +355,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map_err(anyhow::Error::msg)?,
                 ),
             };
-            let input =
-                retort_report::run::load_run(&run_dir, None, None).map_err(anyhow::Error::msg)?;
+            let input = retort_report::run::load_run(&run_dir, None, None)?;
             let html = retort_report::render(&input);
             let out = out.unwrap_or_else(|| retort_store::RunDir::new(&run_dir).report());
-            retort_report::run::write_html(&out, &html).map_err(anyhow::Error::msg)?;
+            retort_report::run::write_html(&out, &html)?;
             println!(
                 "report: {} ({} records, {} clusters, {} removed duplicates)",
                 out.display(),

@@ -130,8 +130,6 @@ impl Step for Export {
         mut inputs: Inputs,
         out: &mut dyn OutputSink,
     ) -> Result<(), StepError> {
-        let io =
-            |e: retort_store::StoreError| StepError::Io(format!("step `{}`: {e}", ctx.step_id));
         // (split value or "") → one exporter per output path.
         let mut exporters: BTreeMap<String, Vec<Exporter>> = BTreeMap::new();
         let mut failures = Vec::new();
@@ -172,9 +170,9 @@ impl Step for Export {
                         let full: PathBuf = ctx.run_dir.join(&rel);
                         if let Some(parent) = full.parent() {
                             std::fs::create_dir_all(parent)
-                                .map_err(|e| StepError::Io(format!("{}: {e}", parent.display())))?;
+                                .map_err(StepError::io(parent.display().to_string()))?;
                         }
-                        v.push(Exporter::create(&full, self.format).map_err(io)?);
+                        v.push(Exporter::create(&full, self.format)?);
                     }
                     exporters.insert(key.clone(), v);
                 }
@@ -196,7 +194,7 @@ impl Step for Export {
                     })
                     .await;
                 exporters.insert(key, exps);
-                for (id, reason) in res.map_err(io)? {
+                for (id, reason) in res? {
                     failures.push(Failure {
                         step: ctx.step_id.clone(),
                         record_id: id,
@@ -219,12 +217,12 @@ impl Step for Export {
                 exporters
                     .entry(String::new())
                     .or_default()
-                    .push(Exporter::create(&full, self.format).map_err(io)?);
+                    .push(Exporter::create(&full, self.format)?);
             }
         }
         for (key, exps) in exporters {
             for (e, p) in exps.into_iter().zip(&self.paths) {
-                let rows = ctx.cpu.run(move || e.finish()).await.map_err(io)?;
+                let rows = ctx.cpu.run(move || e.finish()).await?;
                 let rel = if key.is_empty() {
                     p.clone()
                 } else {

@@ -73,11 +73,11 @@ impl TableStep for ReportStep {
         let html = ctx
             .cpu
             .run(move || -> Result<String, StepError> {
-                let input = load_run(&run_dir, Some(records), title).map_err(StepError::Io)?;
+                let input = load_run(&run_dir, Some(records), title)?;
                 Ok(retort_report::render(&input))
             })
             .await?;
-        write_html(&path, &html).map_err(StepError::Io)?;
+        write_html(&path, &html)?;
         ctx.stats.add_output(&path, None);
         ctx.stats.add_done(n);
         out.commit(Batch {
@@ -90,11 +90,10 @@ impl TableStep for ReportStep {
     fn after_run(&self, run_dir: &Path) -> Result<(), StepError> {
         let mut records = Vec::new();
         for id in &self.after {
-            records.extend(read_step(run_dir, id).map_err(StepError::Io)?);
+            records.extend(read_step(run_dir, id)?);
         }
-        let input =
-            load_run(run_dir, Some(records), self.o.title.clone()).map_err(StepError::Io)?;
+        let input = load_run(run_dir, Some(records), self.o.title.clone())?;
         write_html(&run_dir.join(&self.o.path), &retort_report::render(&input))
-            .map_err(StepError::Io)
+            .map_err(StepError::from)
     }
 }

@@ -68,12 +68,14 @@ impl MapStep for Embed {
                     }
                 }
                 Ok(vecs) => {
-                    return Err(StepError::Other(format!(
-                        "step `{}`: the embedder returned {} vectors for {} texts",
-                        ctx.step_id,
-                        vecs.len(),
-                        chunk.len()
-                    )))
+                    return Err(StepError::Teacher(
+                        retort_teacher::TeacherError::BadResponse(format!(
+                            "step `{}`: the embedder returned {} vectors for {} texts",
+                            ctx.step_id,
+                            vecs.len(),
+                            chunk.len()
+                        )),
+                    ))
                 }
                 Err(e) => {
                     // A transient fault stops the step (uncommitted; a rerun embeds

@@ -360,7 +360,7 @@ pub fn run_files(
     let decisions = index.check_and_add_all(&texts);
 
     let tmp = out.with_extension(format!("{ext}.tmp-{}", std::process::id()));
-    let io = |e: std::io::Error| StepError::Io(format!("{}: {e}", out.display()));
+    let io = |e: std::io::Error| StepError::io(out.display().to_string())(e);
     let mut summary = NoveltySummary {
         pool: pool_n,
         candidates: cands.len(),
@@ -384,8 +384,7 @@ pub fn run_files(
                 "most_similar_id": d.most_similar.map(|i| ids[i].clone()),
                 "most_similar_text": d.most_similar.map(|i| index.text(i)),
             });
-            serde_json::to_writer(&mut w, &line)
-                .map_err(|e| StepError::Io(format!("{}: {e}", out.display())))?;
+            serde_json::to_writer(&mut w, &line).map_err(|e| io(e.into()))?;
             w.write_all(b"\n").map_err(io)?;
         }
         let f = w.into_inner().map_err(|e| io(e.into_error()))?;

@@ -165,10 +165,13 @@ impl<'a> Growth<'a> {
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         live.push(self.gen_future(call, *n));
                     } else {
-                        stop = Some(StepError::Other(format!(
-                            "generation call {} kept failing with a transient fault ({e}); the tasks of calls before it are committed — run the same command again to resume",
-                            call.index
-                        )));
+                        stop = Some(StepError::Unfinished {
+                            message: format!(
+                                "generation call {} kept failing with a transient fault ({e}); the tasks of calls before it are committed — run the same command again to resume",
+                                call.index
+                            ),
+                            source: Some(e),
+                        });
                         live = FuturesUnordered::new();
                     }
                     continue;
