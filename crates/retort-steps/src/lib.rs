@@ -25,4 +25,4 @@ pub use cpu::Cpu;
 pub use assess::{judge, judge_parse, pair, score, tiers};
 pub use generate::{evol_instruct, gen_common, respond, self_chat, self_instruct, templates};
 pub use io::{export, load, report, sample};
-pub use select::{cluster, dedup, embed, filter, novelty_filter};
+pub use select::{cluster, dedup, embed, filter, novelty_files, novelty_filter};

@@ -375,7 +375,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             field,
             out,
         } => {
-            let s = retort_steps::novelty_filter::run_files(
+            let s = retort_steps::novelty_files::check_files(
                 pool.as_deref(),
                 &candidates,
                 threshold,

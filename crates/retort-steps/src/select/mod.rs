@@ -4,4 +4,5 @@ pub mod cluster;
 pub mod dedup;
 pub mod embed;
 pub mod filter;
+pub mod novelty_files;
 pub mod novelty_filter;
