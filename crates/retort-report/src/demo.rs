@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use retort_core::{Message, Provenance, Record};
 
-use crate::{
+use crate::input::{
     ClusterInfo, DedupMode, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow,
 };
 

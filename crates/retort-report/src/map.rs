@@ -3,7 +3,8 @@
 //! as inline SVG.
 
 use crate::html::{esc, truncate, w};
-use crate::{ReportInput, MAX_MAP_POINTS};
+use crate::input::ReportInput;
+use crate::limits::MAX_MAP_POINTS;
 use retort_core::Record;
 
 /// Indices of at most `cap` of `n` items, spread evenly over the whole range so a
