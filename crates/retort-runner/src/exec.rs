@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::{watch, OnceCell};
 
 use crate::compile::Plan;
+pub use crate::error::RunError;
 pub use crate::factory::Factory;
 use crate::factory::{LazyEmbedder, LazyTeacher};
 use crate::handoff::Handoff;
@@ -42,30 +43,6 @@ pub struct RunOptions {
     /// `--retry-failed`: redo the inputs whose committed failures have one of these
     /// classes (all classes when empty); `None` keeps every committed outcome.
     pub retry_failed: Option<Vec<String>>,
-}
-
-/// Why a run stopped short.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// One or more steps failed; the others' progress is committed.
-    #[error("{message}")]
-    Steps {
-        /// Every error, where it happened and what to do next.
-        message: String,
-        /// The errors themselves, each with its kind and sources.
-        errors: Vec<StepError>,
-    },
-    /// The run could not start (run directory, cache).
-    #[error("{0}")]
-    Setup(String),
-    /// A stop signal ended the run; committed work is kept.
-    #[error("{message}")]
-    Interrupted {
-        /// The signal.
-        signal: crate::signals::Signal,
-        /// What happened and how to resume.
-        message: String,
-    },
 }
 
 /// What a finished run reports.

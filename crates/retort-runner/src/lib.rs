@@ -5,6 +5,7 @@
 //! failures and rejections tables and a manifest.
 
 pub mod compile;
+mod error;
 pub mod exec;
 mod factory;
 mod handoff;
@@ -18,6 +19,7 @@ pub mod rundir;
 pub mod signals;
 
 pub use compile::{compile, compile_limited, Plan, PlannedStep};
-pub use exec::{run, Factory, RunError, RunOptions, RunSummary};
+pub use error::RunError;
+pub use exec::{run, Factory, RunOptions, RunSummary};
 pub use manifest::Manifest;
 pub use pipeline::CompileError;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::compile::Plan;
-use crate::exec::RunError;
+use crate::error::RunError;
 use crate::rundir::{self, StepDir};
 
 /// Dollars spent by earlier invocations in this run directory (their manifest's

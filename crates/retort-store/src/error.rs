@@ -1,9 +1,9 @@
-//! The one error type of the storage edge. Every variant that touches a file names it, so
-//! a message printed by the CLI tells the user where to look.
+//! The error types of the storage edge: [`StoreError`] and the row-level [`RowError`] it
+//! wraps. Every variant that touches a file names it, so a message printed by the CLI
+//! tells the user where to look.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-
-use crate::rows::RowError;
 
 /// Any error, as the source of one that says where it happened.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -107,5 +107,58 @@ pub(crate) fn arrow_err(path: &Path) -> impl FnOnce(arrow::error::ArrowError) ->
     move |source| StoreError::Arrow {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Whether a [`RowError`]'s position is a line or a row number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A 1-based line number (JSONL, CSV, and syntax errors in a JSON array).
+    Line,
+    /// A 1-based row number (JSON array elements, Parquet rows).
+    Row,
+}
+
+/// A row that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The input file.
+    pub path: PathBuf,
+    /// Where in the file (see [`RowError::position`]); 0 when the error is about the
+    /// whole file (it cannot be opened).
+    pub line: usize,
+    /// Whether `line` counts lines or rows.
+    pub position: Position,
+    /// What is wrong.
+    pub message: String,
+    /// The offending input as text (the JSON line, the CSV record), for failures.parquet.
+    pub raw: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.position {
+            Position::Line => "line",
+            Position::Row => "row",
+        };
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: {unit} {}: {}\n  hint: fix or remove that {unit}, or set on_error = \"skip\" on the load step to send bad rows to failures.parquet",
+                self.path.display(),
+                self.line,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for RowError {}
+
+impl From<RowError> for StoreError {
+    fn from(e: RowError) -> Self {
+        StoreError::Row(Box::new(e))
     }
 }

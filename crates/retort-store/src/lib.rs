@@ -20,7 +20,7 @@ pub mod schema;
 mod values;
 
 pub use atomic::{is_temp_file, remove_temp_files, remove_temp_files_under, write_bytes_atomic};
-pub use error::{BoxError, StoreError};
+pub use error::{BoxError, Position, RowError, StoreError};
 pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
 pub use inspect::inspect;
 pub use parquet_io::{
@@ -29,7 +29,7 @@ pub use parquet_io::{
     write_records_atomic_with_meta, write_rejections_atomic, AtomicParquetWriter, ChunkReader,
     Packing, RecordReader,
 };
-pub use rows::{read_rows, Position, Row, RowError, RowFormat, RowIter};
+pub use rows::{read_rows, Row, RowFormat, RowIter};
 pub use run_dir::{Manifest, RunDir, StepFileState, StepPaths, StepReport, MANIFEST_VERSION};
 pub use schema::{
     batch_to_failures, batch_to_records, batch_to_rejections, failure_schema, failures_to_batch,

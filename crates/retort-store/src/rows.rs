@@ -6,7 +6,6 @@
 //! line; iteration continues with the next row where the format allows it (JSONL, CSV),
 //! so a caller can either stop at the first error or send bad rows to failures.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -19,6 +18,7 @@ use parquet::file::reader::{ChunkReader, Length};
 use serde_json::{Map, Value};
 
 use crate::error::{io_err, pq_err};
+use crate::error::{Position, RowError};
 use crate::values::{self, Mode};
 use crate::StoreError;
 
@@ -100,59 +100,6 @@ pub struct Row {
     pub line: usize,
     /// The row's fields. CSV fields are strings exactly as written.
     pub fields: Map<String, Value>,
-}
-
-/// Whether a [`RowError`]'s position is a line or a row number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Position {
-    /// A 1-based line number (JSONL, CSV, and syntax errors in a JSON array).
-    Line,
-    /// A 1-based row number (JSON array elements, Parquet rows).
-    Row,
-}
-
-/// A row that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowError {
-    /// The input file.
-    pub path: PathBuf,
-    /// Where in the file (see [`RowError::position`]); 0 when the error is about the
-    /// whole file (it cannot be opened).
-    pub line: usize,
-    /// Whether `line` counts lines or rows.
-    pub position: Position,
-    /// What is wrong.
-    pub message: String,
-    /// The offending input as text (the JSON line, the CSV record), for failures.parquet.
-    pub raw: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.position {
-            Position::Line => "line",
-            Position::Row => "row",
-        };
-        if self.line == 0 {
-            write!(f, "{}: {}", self.path.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}: {unit} {}: {}\n  hint: fix or remove that {unit}, or set on_error = \"skip\" on the load step to send bad rows to failures.parquet",
-                self.path.display(),
-                self.line,
-                self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for RowError {}
-
-impl From<RowError> for StoreError {
-    fn from(e: RowError) -> Self {
-        StoreError::Row(Box::new(e))
-    }
 }
 
 /// Iterator over a file's rows; see [`read_rows`].
