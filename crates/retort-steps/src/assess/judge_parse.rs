@@ -9,6 +9,10 @@
 //! Order of trust: a JSON object with a `score`/`rating` key wins; otherwise every textual
 //! score marker in the reply must agree; otherwise a reply that is only a number is read
 //! as that number.
+//!
+//! Size: ~690 lines of code plus ~170 of tests: every accepted reply shape and every
+//! refusal rule in one place, because the rules are only sound read together (two markers
+//! that disagree are an error whichever parser found them).
 
 use std::fmt;
 
