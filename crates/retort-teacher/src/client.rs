@@ -3,7 +3,7 @@
 //!
 //! Size: ~730 lines of code plus tests. Cache, rate limits, the in-flight window, retries
 //! and the breaker act on one request in one order; they stay in one file so that order
-//! is read top to bottom in `call`.
+//! is read top to bottom in `run`.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
