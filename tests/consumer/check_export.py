@@ -32,6 +32,13 @@ def msg():
     return pa.struct([("role", pa.string()), ("content", pa.string())])
 
 
+def record_msg():
+    # The internal record schema keeps an assistant turn's reasoning apart (nullable).
+    return pa.struct(
+        [("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())]
+    )
+
+
 def kv(value):
     return pa.list_(pa.struct([("key", pa.string()), ("value", value)]))
 
@@ -52,7 +59,7 @@ EXPECTED = {
         ("instruction", pa.string()),
         ("input", pa.string()),
         ("output", pa.string()),
-        ("messages", pa.list_(msg())),
+        ("messages", pa.list_(record_msg())),
         (
             "candidates",
             pa.list_(
@@ -72,8 +79,8 @@ EXPECTED = {
             "pair",
             pa.struct(
                 [
-                    ("chosen", pa.list_(msg())),
-                    ("rejected", pa.list_(msg())),
+                    ("chosen", pa.list_(record_msg())),
+                    ("rejected", pa.list_(record_msg())),
                     ("chosen_model", pa.string()),
                     ("rejected_model", pa.string()),
                     ("chosen_score", pa.float64()),

@@ -8,7 +8,13 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
+    /// The answer itself: what scores, judges, filters and dedup read.
     pub content: String,
+    /// An assistant turn's reasoning trace, kept apart from `content` so nothing that
+    /// grades the answer sees it (`reasoning_content`, `<think>…</think>`, Anthropic
+    /// `thinking`, all land here). Exports choose how to write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
 }
 
 impl Message {
@@ -17,6 +23,7 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
+            reasoning: None,
         }
     }
     /// A `user` message.

@@ -268,7 +268,7 @@ fn messages() -> impl Strategy<Value = Vec<Message>> {
     ];
     prop::collection::vec((role, content()), 0..8).prop_map(|v| {
         v.into_iter()
-            .map(|(role, content)| Message { role, content })
+            .map(|(role, content)| Message::new(role, content))
             .collect()
     })
 }

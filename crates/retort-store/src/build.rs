@@ -179,6 +179,50 @@ impl StrPairList {
     }
 }
 
+/// `list<struct<role, content, reasoning?>>` — the internal schema's chats (messages and
+/// both sides of a pair). `reasoning` is nullable and null for every turn without one.
+pub(crate) struct MessageList {
+    offsets: ListOffsets,
+    role: StrCol,
+    content: StrCol,
+    reasoning: StrCol,
+}
+
+impl MessageList {
+    pub(crate) fn new(name: &'static str, rows: usize) -> Self {
+        MessageList {
+            offsets: ListOffsets::new(name, rows),
+            role: StrCol::new(name, rows * 2),
+            content: StrCol::new(name, rows * 2),
+            reasoning: StrCol::new(name, rows * 2),
+        }
+    }
+    pub(crate) fn push_messages(&mut self, msgs: &[Message]) -> Result<(), StoreError> {
+        for m in msgs {
+            self.role.push(&m.role)?;
+            self.content.push(&m.content)?;
+            self.reasoning.push_opt(m.reasoning.as_deref())?;
+        }
+        self.offsets.push(self.role.len())
+    }
+    /// Finish as a list of the given message struct type (role, content, reasoning).
+    pub(crate) fn finish(self, list_type: &DataType) -> Result<ArrayRef, StoreError> {
+        let item = list_item(list_type);
+        let fields = struct_fields(item.data_type());
+        let values = StructArray::try_new(
+            fields.clone(),
+            vec![
+                self.role.finish(),
+                self.content.finish(),
+                self.reasoning.finish(),
+            ],
+            None,
+        )
+        .map_err(|e| StoreError::Schema(e.to_string()))?;
+        self.offsets.finish(item, Arc::new(values))
+    }
+}
+
 /// The item field of a list type (panics on a non-list type: only called with the
 /// crate's own schema constants).
 pub(crate) fn list_item(t: &DataType) -> FieldRef {
@@ -290,17 +334,64 @@ pub(crate) fn range(l: &ListArray, i: usize) -> std::ops::Range<usize> {
     o[i] as usize..o[i + 1] as usize
 }
 
-/// Read a `list<struct<a, b>>` element as message pairs.
-pub(crate) fn read_messages(
-    l: &ListArray,
-    a: &StringArray,
-    b: &StringArray,
-    i: usize,
-) -> Vec<Message> {
-    range(l, i)
-        .map(|j| Message {
-            role: a.value(j).to_string(),
-            content: b.value(j).to_string(),
+/// A message list column's arrays, read by field name. `reasoning` is `None` for files
+/// written before the field existed (their turns have none).
+pub(crate) struct MessageCols<'a> {
+    pub(crate) list: &'a ListArray,
+    role: &'a StringArray,
+    content: &'a StringArray,
+    reasoning: Option<&'a StringArray>,
+}
+
+impl<'a> MessageCols<'a> {
+    /// The message list column `name` of `c`; nulls in role or content are an error.
+    pub(crate) fn read(c: &Cols<'a>, name: &'static str) -> Result<MessageCols<'a>, StoreError> {
+        let list = c.list(name)?;
+        let items = list
+            .values()
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .ok_or_else(|| {
+                StoreError::Schema(format!("column `{name}` is not a list of structs"))
+            })?;
+        let sc = struct_cols(items, name);
+        let (role, content) = (sc.str("role")?, sc.str("content")?);
+        no_nulls(role, &format!("{name}.role"))?;
+        no_nulls(content, &format!("{name}.content"))?;
+        no_nulls(items, name)?;
+        let reasoning = match sc.get("reasoning") {
+            Ok(_) => Some(sc.str("reasoning")?),
+            Err(_) => None,
+        };
+        Ok(MessageCols {
+            list,
+            role,
+            content,
+            reasoning,
         })
-        .collect()
+    }
+    /// Row `i`'s messages.
+    pub(crate) fn messages(&self, i: usize) -> Vec<Message> {
+        range(self.list, i)
+            .map(|j| Message {
+                role: self.role.value(j).to_string(),
+                content: self.content.value(j).to_string(),
+                reasoning: self
+                    .reasoning
+                    .and_then(|r| opt_str(r, j))
+                    .map(str::to_string),
+            })
+            .collect()
+    }
+}
+
+/// An error when `a` holds a null (a "not null" column of retort's schema).
+pub(crate) fn no_nulls(a: &dyn Array, name: &str) -> Result<(), StoreError> {
+    if a.null_count() > 0 {
+        return Err(StoreError::Schema(format!(
+            "column `{name}` has {} null values but retort's schema does not allow nulls there",
+            a.null_count()
+        )));
+    }
+    Ok(())
 }

@@ -623,6 +623,26 @@ fn jmessages(out: &mut Vec<u8>, m: &[Message]) {
     );
 }
 
+/// Messages in the internal schema's shape: `reasoning` on every turn, null when absent.
+fn jrecord_messages(out: &mut Vec<u8>, m: &[Message]) {
+    out.push(b'[');
+    for (i, m) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let mut f = true;
+        out.push(b'{');
+        jkey(out, &mut f, "role");
+        js(out, &m.role);
+        jkey(out, &mut f, "content");
+        js(out, &m.content);
+        jkey(out, &mut f, "reasoning");
+        jopt(out, m.reasoning.as_deref());
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
 fn jstrs(out: &mut Vec<u8>, v: &[String]) {
     out.push(b'[');
     for (i, s) in v.iter().enumerate() {
@@ -717,7 +737,7 @@ fn record_json(r: &Record, out: &mut Vec<u8>, first: &mut bool) -> Result<(), St
     jkey(out, first, "output");
     jopt(out, r.output.as_deref());
     jkey(out, first, "messages");
-    jmessages(out, &r.messages);
+    jrecord_messages(out, &r.messages);
     jkey(out, first, "candidates");
     out.push(b'[');
     for (i, c) in r.candidates.iter().enumerate() {
@@ -751,9 +771,9 @@ fn record_json(r: &Record, out: &mut Vec<u8>, first: &mut bool) -> Result<(), St
             let mut f = true;
             out.push(b'{');
             jkey(out, &mut f, "chosen");
-            jmessages(out, &p.chosen);
+            jrecord_messages(out, &p.chosen);
             jkey(out, &mut f, "rejected");
-            jmessages(out, &p.rejected);
+            jrecord_messages(out, &p.rejected);
             jkey(out, &mut f, "chosen_model");
             js(out, &p.chosen_model);
             jkey(out, &mut f, "rejected_model");

@@ -17,8 +17,8 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use retort_core::{Candidate, Failure, Pair, Provenance, Record, Rejection};
 
 use crate::build::{
-    list_item, list_of, opt_str, range, read_messages, struct_cols, struct_fields, utf8, Cols,
-    ListOffsets, StrCol, StrPairList, Validity,
+    list_item, list_of, no_nulls, opt_str, range, struct_cols, struct_fields, utf8, Cols,
+    ListOffsets, MessageCols, MessageList, StrCol, StrPairList, Validity,
 };
 use crate::StoreError;
 
@@ -28,7 +28,23 @@ pub const RECORD_SCHEMA_VERSION: &str = "retort.record.v1";
 /// Schema metadata key carrying the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "retort.schema";
 
-/// `struct<role: utf8, content: utf8>`: one chat turn.
+/// `struct<role: utf8, content: utf8, reasoning: utf8?>`: one chat turn of the internal
+/// record schema; `reasoning` is an assistant turn's trace, null elsewhere.
+pub fn record_message_struct() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        utf8("role", false),
+        utf8("content", false),
+        utf8("reasoning", true),
+    ]))
+}
+
+/// `list<struct<role, content, reasoning>>`: the internal record schema's chats
+/// (`messages`, `pair.chosen`, `pair.rejected`).
+pub fn record_messages_type() -> DataType {
+    list_of(record_message_struct())
+}
+
+/// `struct<role: utf8, content: utf8>`: one chat turn as trainers read it.
 pub fn message_struct() -> DataType {
     DataType::Struct(Fields::from(vec![
         utf8("role", false),
@@ -61,8 +77,8 @@ fn candidate_type() -> DataType {
 
 fn pair_fields() -> Fields {
     Fields::from(vec![
-        Field::new("chosen", messages_type(), false),
-        Field::new("rejected", messages_type(), false),
+        Field::new("chosen", record_messages_type(), false),
+        Field::new("rejected", record_messages_type(), false),
         utf8("chosen_model", false),
         utf8("rejected_model", false),
         Field::new("chosen_score", DataType::Float64, false),
@@ -81,7 +97,7 @@ pub fn record_schema() -> SchemaRef {
             utf8("instruction", true),
             utf8("input", true),
             utf8("output", true),
-            Field::new("messages", messages_type(), false),
+            Field::new("messages", record_messages_type(), false),
             Field::new("candidates", candidate_type(), false),
             Field::new("pair", DataType::Struct(pair_fields()), true),
             Field::new("scores", kv_type(DataType::Float64), false),
@@ -126,7 +142,7 @@ pub fn records_to_batch(records: &[Record]) -> Result<RecordBatch, StoreError> {
     let mut instruction = StrCol::new("instruction", n);
     let mut input = StrCol::new("input", n);
     let mut output = StrCol::new("output", n);
-    let mut messages = StrPairList::new("messages", n);
+    let mut messages = MessageList::new("messages", n);
     let mut cands = CandidateCol::new(n);
     let mut pair = PairCol::new(n);
     let mut scores_off = ListOffsets::new("scores", n);
@@ -272,8 +288,8 @@ impl CandidateCol {
 
 struct PairCol {
     validity: Validity,
-    chosen: StrPairList,
-    rejected: StrPairList,
+    chosen: MessageList,
+    rejected: MessageList,
     chosen_model: StrCol,
     rejected_model: StrCol,
     chosen_score: Vec<f64>,
@@ -286,8 +302,8 @@ impl PairCol {
     fn new(n: usize) -> Self {
         PairCol {
             validity: Validity::new(),
-            chosen: StrPairList::new("pair.chosen", n),
-            rejected: StrPairList::new("pair.rejected", n),
+            chosen: MessageList::new("pair.chosen", n),
+            rejected: MessageList::new("pair.rejected", n),
             chosen_model: StrCol::new("pair.chosen_model", n),
             rejected_model: StrCol::new("pair.rejected_model", n),
             chosen_score: Vec::with_capacity(n),
@@ -329,8 +345,8 @@ impl PairCol {
         let s = StructArray::try_new(
             pair_fields(),
             vec![
-                self.chosen.finish(&messages_type())?,
-                self.rejected.finish(&messages_type())?,
+                self.chosen.finish(&record_messages_type())?,
+                self.rejected.finish(&record_messages_type())?,
                 self.chosen_model.finish(),
                 self.rejected_model.finish(),
                 Arc::new(Float64Array::from(self.chosen_score)),
@@ -355,16 +371,6 @@ fn cols<'a>(batch: &'a RecordBatch, what: &'static str) -> Cols<'a> {
 
 /// Fail when a column that retort never writes nulls into has some: reading it would
 /// otherwise turn a null into an empty string silently.
-fn no_nulls(a: &dyn Array, name: &str) -> Result<(), StoreError> {
-    if a.null_count() > 0 {
-        return Err(StoreError::Schema(format!(
-            "column `{name}` has {} null values but retort's schema does not allow nulls there",
-            a.null_count()
-        )));
-    }
-    Ok(())
-}
-
 /// A `list<struct<x: utf8, y: utf8>>` column split into its parts.
 struct PairList<'a> {
     list: &'a arrow::array::ListArray,
@@ -405,7 +411,7 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
     let instruction = c.str("instruction")?;
     let input = c.str("input")?;
     let output = c.str("output")?;
-    let messages = str_pair_list(&c, "messages", "role", "content")?;
+    let messages = MessageCols::read(&c, "messages")?;
     no_nulls(messages.list, "messages")?;
 
     let cand_list = c.list("candidates")?;
@@ -435,8 +441,8 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
 
     let pair = c.strukt("pair")?;
     let pc = struct_cols(pair, "records");
-    let p_chosen = str_pair_list(&pc, "chosen", "role", "content")?;
-    let p_rejected = str_pair_list(&pc, "rejected", "role", "content")?;
+    let p_chosen = MessageCols::read(&pc, "chosen")?;
+    let p_rejected = MessageCols::read(&pc, "rejected")?;
     let (p_cm, p_rm, p_cs, p_rs, p_margin, p_rat) = (
         pc.str("chosen_model")?,
         pc.str("rejected_model")?,
@@ -508,8 +514,8 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
                 }
             }
             Some(Pair {
-                chosen: read_messages(p_chosen.list, p_chosen.a, p_chosen.b, i),
-                rejected: read_messages(p_rejected.list, p_rejected.a, p_rejected.b, i),
+                chosen: p_chosen.messages(i),
+                rejected: p_rejected.messages(i),
                 chosen_model: p_cm.value(i).to_string(),
                 rejected_model: p_rm.value(i).to_string(),
                 chosen_score: p_cs.value(i),
@@ -535,7 +541,7 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
             instruction: opt_str(instruction, i).map(str::to_string),
             input: opt_str(input, i).map(str::to_string),
             output: opt_str(output, i).map(str::to_string),
-            messages: read_messages(messages.list, messages.a, messages.b, i),
+            messages: messages.messages(i),
             candidates,
             pair,
             scores,

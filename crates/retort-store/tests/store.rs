@@ -34,7 +34,85 @@ fn mixed_records() -> Vec<Record> {
     r.labels.insert(String::new(), String::new());
     r.pair = Some(Pair::default());
     v.push(r);
+    // Reasoning traces: on a message, on both sides of a pair, and an empty one (a
+    // value, not a null).
+    let mut r = chat_record(1000);
+    let mut answer = Message::assistant("4");
+    answer.reasoning = Some("2 + 2: two pairs make four.".into());
+    r.messages.push(answer.clone());
+    let mut empty = Message::assistant("5");
+    empty.reasoning = Some(String::new());
+    r.pair = Some(Pair {
+        chosen: vec![answer],
+        rejected: vec![empty],
+        ..Default::default()
+    });
+    v.push(r);
     v
+}
+
+/// A messages column of the 2-field struct retort wrote before `reasoning` existed.
+fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
+    use arrow::array::StructArray;
+    let i = batch.schema().index_of("messages").unwrap();
+    let list = batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .unwrap();
+    let items = list
+        .values()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .unwrap();
+    let old_item = DataType::Struct(
+        vec![
+            Field::new("role", DataType::Utf8, false),
+            Field::new("content", DataType::Utf8, false),
+        ]
+        .into(),
+    );
+    let old = StructArray::try_new(
+        match &old_item {
+            DataType::Struct(f) => f.clone(),
+            _ => unreachable!(),
+        },
+        vec![items.column(0).clone(), items.column(1).clone()],
+        None,
+    )
+    .unwrap();
+    let field = Arc::new(Field::new("item", old_item, false));
+    let old_list =
+        ListArray::try_new(field.clone(), list.offsets().clone(), Arc::new(old), None).unwrap();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[i] = Field::new("messages", DataType::List(field), false);
+    let mut cols = batch.columns().to_vec();
+    cols[i] = Arc::new(old_list);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+#[test]
+fn messages_written_before_reasoning_existed_read_without_it() {
+    let records = mixed_records();
+    let old = without_reasoning(&records_to_batch(&records).unwrap());
+    let back = batch_to_records(&old).unwrap();
+    for (a, b) in records.iter().zip(&back) {
+        let stripped: Vec<Message> = a
+            .messages
+            .iter()
+            .map(|m| Message::new(m.role.clone(), m.content.clone()))
+            .collect();
+        assert_eq!(b.messages, stripped);
+        assert_eq!(b.pair, a.pair);
+    }
+    assert!(records
+        .iter()
+        .any(|r| r.messages.iter().any(|m| m.reasoning.is_some())));
 }
 
 // ---------------------------------------------------------------- schema round trips
@@ -632,7 +710,9 @@ fn inspect_parquet_and_jsonl() {
     assert!(out.contains("rows:       15"), "{out}");
     assert!(out.contains("cursor = 7"), "{out}");
     assert!(
-        out.contains("messages: list<struct<role: string, content: string>> not null"),
+        out.contains(
+            "messages: list<struct<role: string, content: string, reasoning: string>> not null"
+        ),
         "{out}"
     );
     // 5 of 15 records have no instruction.
