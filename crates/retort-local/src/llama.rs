@@ -679,6 +679,7 @@ impl Engine<'_> {
                 },
                 model: self.model_id.clone(),
                 cached: false,
+                reasoning: None,
             };
             let _ = seq.reply.send(Ok(response));
         }

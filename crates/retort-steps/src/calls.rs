@@ -447,6 +447,7 @@ mod tests {
                 usage: Usage::default(),
                 model: "fake".into(),
                 cached: false,
+                reasoning: None,
             })
         }
     }

@@ -70,6 +70,7 @@ impl Teacher for Scripted {
             usage: Usage::default(),
             model: format!("{}-model", self.name),
             cached: false,
+            reasoning: None,
         })
     }
 }

@@ -16,6 +16,15 @@ pub struct ChatRequest {
     pub response_format: Option<serde_json::Value>,
     /// Which of k samples this is; part of the cache key so k samples are k answers.
     pub sample_index: u32,
+    /// How hard a reasoning model should think (`low`, `medium`, `high`): OpenAI's
+    /// `reasoning_effort`, passed through by OpenAI-compatible servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// A budget for the reasoning trace, in tokens: Anthropic's extended thinking
+    /// (`thinking.budget_tokens`, which turns it on). OpenAI-compatible servers take
+    /// `reasoning_effort` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reasoning_tokens: Option<u32>,
 }
 
 /// Why a completion stopped.
@@ -45,6 +54,44 @@ pub struct ChatResponse {
     /// True when the answer came from the response cache (no request was made).
     #[serde(default)]
     pub cached: bool,
+    /// The reasoning trace, wherever the server put it (`reasoning_content`, `reasoning`,
+    /// Anthropic `thinking` blocks, or `<think>…</think>` before the answer), never part
+    /// of `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+}
+
+impl ChatResponse {
+    /// Moves a `<think>…</think>` trace at the start of `content` into `reasoning` (R1
+    /// distills, Qwen3, and the embedded teacher write it inline). A trace whose opening
+    /// tag was part of the prompt (chat templates that end with `<think>`) is recognised
+    /// by a lone `</think>`; an unclosed trace cut by `max_tokens` is all reasoning and
+    /// leaves an empty answer. A reply that already carried a separate trace is left alone.
+    pub fn split_think(&mut self) {
+        if self.reasoning.is_some() {
+            return;
+        }
+        const OPEN: &str = "<think>";
+        const CLOSE: &str = "</think>";
+        let body = self.content.trim_start();
+        let (opened, rest) = match body.strip_prefix(OPEN) {
+            Some(rest) => (true, rest),
+            None => (false, body),
+        };
+        match rest.find(CLOSE) {
+            Some(end) if opened || !rest[..end].contains(OPEN) => {
+                let reasoning = rest[..end].trim().to_string();
+                let answer = rest[end + CLOSE.len()..].trim_start().to_string();
+                self.reasoning = Some(reasoning);
+                self.content = answer;
+            }
+            None if opened => {
+                self.reasoning = Some(rest.trim().to_string());
+                self.content = String::new();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What went wrong with a request. `class()` names it for the failures table and
@@ -237,4 +284,67 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, TeacherError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(content: &str) -> (String, Option<String>) {
+        let mut r = ChatResponse {
+            content: content.into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+            model: "m".into(),
+            cached: false,
+            reasoning: None,
+        };
+        r.split_think();
+        (r.content, r.reasoning)
+    }
+
+    #[test]
+    fn an_inline_trace_moves_out_of_the_answer() {
+        assert_eq!(
+            split("<think>\n2 and 2 make 4.\n</think>\n\nThe answer is 4."),
+            ("The answer is 4.".into(), Some("2 and 2 make 4.".into()))
+        );
+        // The template opened the tag in the prompt (Qwen3, R1 distills).
+        assert_eq!(
+            split("2 and 2 make 4.</think>The answer is 4."),
+            ("The answer is 4.".into(), Some("2 and 2 make 4.".into()))
+        );
+        // Cut during the trace: all reasoning, no answer.
+        assert_eq!(
+            split("<think>still thinking"),
+            (String::new(), Some("still thinking".into()))
+        );
+        // An empty trace is a value (the model chose not to think).
+        assert_eq!(
+            split("<think></think>Hi."),
+            ("Hi.".into(), Some(String::new()))
+        );
+    }
+
+    #[test]
+    fn answers_without_a_leading_trace_are_left_alone() {
+        for s in [
+            "The answer is 4.",
+            "Use <think> tags like <think>this</think>.",
+            "",
+        ] {
+            assert_eq!(split(s), (s.to_string(), None), "{s}");
+        }
+        // A separate trace from the server wins; the content is not searched.
+        let mut r = ChatResponse {
+            content: "<think>x</think>y".into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+            model: "m".into(),
+            cached: false,
+            reasoning: Some("server".into()),
+        };
+        r.split_think();
+        assert_eq!(r.content, "<think>x</think>y");
+    }
 }

@@ -562,6 +562,9 @@ impl Client {
     ) -> Result<ChatResponse, TeacherError> {
         let done = |mut r: ChatResponse, cached: bool| {
             r.cached = cached;
+            // Every backend's answer, fresh or cached, leaves here with an inline trace
+            // moved out of the content: one place for the rule.
+            r.split_think();
             if opts.require_complete && r.finish_reason == FinishReason::Length {
                 Err(TeacherError::Truncated)
             } else {

@@ -43,6 +43,7 @@ impl Sampling {
             seed: Some(seed),
             response_format: None,
             sample_index,
+            ..Default::default()
         }
     }
 }

@@ -76,6 +76,7 @@ impl Teacher for ScriptedTeacher {
             usage: Usage::default(),
             model: "scripted-judge".into(),
             cached: false,
+            reasoning: None,
         })
     }
 }

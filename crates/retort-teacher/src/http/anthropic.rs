@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderName, HeaderValue};
-use retort_core::Message;
 use serde::{Deserialize, Serialize};
 
 use super::pool::EndpointPool;
@@ -12,19 +11,49 @@ use super::{body_preview, finish, with_extra, ChatWire};
 use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, RawChat, TeacherError, Usage};
 use crate::config::TeacherConfig;
 
+/// A turn as sent: a stored reasoning trace is not sent back (Anthropic wants its own
+/// signed thinking blocks, which retort does not keep).
+#[derive(Serialize)]
+struct AnthTurn<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
 #[derive(Serialize)]
 struct AnthRequest<'a> {
     model: &'a str,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
-    messages: Vec<&'a Message>,
+    messages: Vec<AnthTurn<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
+    /// Extended thinking: `{"type": "enabled", "budget_tokens": N}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<serde_json::Value>,
+    /// Structured output, in the tool-use form: one tool whose input schema is the
+    /// requested schema, which the model is made to call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
+}
+
+/// The tool a structured request makes the model call; its input is the answer.
+const OUTPUT_TOOL: &str = "output";
+
+/// The JSON Schema inside a request's `response_format`, which holds either a bare schema
+/// or OpenAI's `{"type": "json_schema", "json_schema": {"schema": …}}`.
+fn schema_of(response_format: &serde_json::Value) -> serde_json::Value {
+    response_format
+        .get("json_schema")
+        .and_then(|j| j.get("schema"))
+        .cloned()
+        .unwrap_or_else(|| response_format.clone())
 }
 
 #[derive(Deserialize)]
@@ -45,6 +74,14 @@ struct AnthBlock {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// A `thinking` block's trace.
+    #[serde(default)]
+    thinking: Option<String>,
+    /// A `tool_use` block's name and input.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -56,8 +93,9 @@ struct AnthUsage {
 }
 
 /// The Anthropic Messages API: `POST {base}/v1/messages`, system messages moved to the
-/// `system` field. `seed` and `response_format` have no Anthropic equivalent and are
-/// not sent (they still key the cache).
+/// `system` field. `response_format` is sent in the tool-use form (one `output` tool
+/// whose input schema is the requested schema) and `max_reasoning_tokens` as extended
+/// thinking. `seed` has no Anthropic equivalent and is not sent (it still keys the cache).
 pub struct AnthropicBackend {
     cfg: TeacherConfig,
     wire: ChatWire,
@@ -93,12 +131,29 @@ impl AnthropicBackend {
                 body_preview(body)
             ))
         })?;
-        let content: String = r
+        let tool_input = r
             .content
             .iter()
-            .filter(|b| b.kind == "text")
-            .filter_map(|b| b.text.as_deref())
-            .collect();
+            .find(|b| b.kind == "tool_use" && b.name.as_deref() == Some(OUTPUT_TOOL))
+            .and_then(|b| b.input.as_ref());
+        // A structured answer is the output tool's input, as JSON text like any other
+        // server's structured reply; otherwise the text blocks.
+        let content: String = match tool_input {
+            Some(input) => input.to_string(),
+            None => r
+                .content
+                .iter()
+                .filter(|b| b.kind == "text")
+                .filter_map(|b| b.text.as_deref())
+                .collect(),
+        };
+        let thinking: String = r
+            .content
+            .iter()
+            .filter(|b| b.kind == "thinking")
+            .filter_map(|b| b.thinking.as_deref())
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let finish_reason = finish(r.stop_reason.as_deref());
         if content.trim().is_empty() && finish_reason != FinishReason::Length {
             return Err(TeacherError::BadResponse(
@@ -117,6 +172,7 @@ impl AnthropicBackend {
             finish_reason,
             model: r.model.unwrap_or_else(|| self.cfg.model.clone()),
             cached: false,
+            reasoning: (!thinking.is_empty()).then_some(thinking),
         })
     }
 }
@@ -146,10 +202,41 @@ impl Backend for AnthropicBackend {
             model: &self.cfg.model,
             max_tokens: req.max_tokens.unwrap_or(1024),
             system: (!system.is_empty()).then(|| system.join("\n\n")),
-            messages: req.messages.iter().filter(|m| m.role != "system").collect(),
+            messages: req
+                .messages
+                .iter()
+                .filter(|m| m.role != "system")
+                .map(|m| AnthTurn {
+                    role: &m.role,
+                    content: &m.content,
+                })
+                .collect(),
             temperature: req.temperature,
             top_p: req.top_p,
             stop_sequences: &req.stop,
+            thinking: req
+                .max_reasoning_tokens
+                .map(|budget| serde_json::json!({"type": "enabled", "budget_tokens": budget})),
+            tools: req
+                .response_format
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "name": OUTPUT_TOOL,
+                        "description": "Give the answer as this tool's input.",
+                        "input_schema": schema_of(f),
+                    })
+                })
+                .collect(),
+            // Anthropic refuses a forced tool together with extended thinking; the
+            // schema is still validated on the answer.
+            tool_choice: req.response_format.as_ref().map(|_| {
+                if req.max_reasoning_tokens.is_some() {
+                    serde_json::json!({"type": "auto"})
+                } else {
+                    serde_json::json!({"type": "tool", "name": OUTPUT_TOOL})
+                }
+            }),
         };
         let body = with_extra(&wire, &self.cfg.extra_body)?;
         self.wire.exchange(body, |bytes| self.parse(bytes)).await

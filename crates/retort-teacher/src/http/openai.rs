@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,10 +11,18 @@ use super::{body_preview, estimate_usage, finish, with_extra, ChatWire};
 use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, RawChat, TeacherError, Usage};
 use crate::config::TeacherConfig;
 
+/// A turn as sent: role and content only. A stored trace is never sent back (DeepSeek
+/// rejects `reasoning_content` in input messages; no server needs it).
+#[derive(Serialize)]
+struct OaiTurn<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
 #[derive(Serialize)]
 struct OaiRequest<'a> {
     model: &'a str,
-    messages: &'a [Message],
+    messages: Vec<OaiTurn<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,6 +35,8 @@ struct OaiRequest<'a> {
     seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +61,12 @@ struct OaiChoice {
 struct OaiMessage {
     #[serde(default)]
     content: Option<String>,
+    /// vLLM's reasoning parsers and DeepSeek.
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    /// OpenRouter and others.
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,10 +135,23 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         .into_iter()
         .next()
         .ok_or_else(|| TeacherError::BadResponse("no choices in answer".to_string()))?;
-    let content = choice
+    let message = choice
         .message
-        .and_then(|m| m.content)
-        .ok_or_else(|| TeacherError::BadResponse("choice has no message content".to_string()))?;
+        .ok_or_else(|| TeacherError::BadResponse("choice has no message".to_string()))?;
+    let reasoning = message
+        .reasoning_content
+        .or(message.reasoning)
+        .filter(|r| !r.is_empty());
+    // A reasoning model cut during its trace answers with `content: null`.
+    let content = match (message.content, &reasoning) {
+        (Some(c), _) => c,
+        (None, Some(_)) => String::new(),
+        (None, None) => {
+            return Err(TeacherError::BadResponse(
+                "choice has no message content".to_string(),
+            ))
+        }
+    };
     let finish_reason = finish(choice.finish_reason.as_deref());
     if content.trim().is_empty() && finish_reason != FinishReason::Length {
         return Err(TeacherError::BadResponse("empty answer".to_string()));
@@ -138,6 +166,7 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         finish_reason,
         model: r.model.unwrap_or_else(|| model.to_string()),
         cached: false,
+        reasoning,
     })
 }
 
@@ -158,13 +187,21 @@ impl Backend for OpenAiBackend {
     async fn chat_raw(&self, req: &ChatRequest) -> Result<RawChat, TeacherError> {
         let wire = OaiRequest {
             model: &self.cfg.model,
-            messages: &req.messages,
+            messages: req
+                .messages
+                .iter()
+                .map(|m| OaiTurn {
+                    role: &m.role,
+                    content: &m.content,
+                })
+                .collect(),
             temperature: req.temperature,
             top_p: req.top_p,
             max_tokens: req.max_tokens,
             stop: &req.stop,
             seed: req.seed,
             response_format: req.response_format.as_ref().map(response_format),
+            reasoning_effort: req.reasoning_effort.as_deref(),
         };
         let body = with_extra(&wire, &self.cfg.extra_body)?;
         self.wire
@@ -197,5 +234,27 @@ mod tests {
         assert_eq!(e.class(), "bad_response");
         let e = parse_openai(br#"{"choices":[{"message":{"con"#, "x").unwrap_err();
         assert!(e.to_string().contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn reasoning_is_read_from_either_field() {
+        let vllm = br#"{"choices":[{"message":{"content":"4","reasoning_content":"2+2"},"finish_reason":"stop"}]}"#;
+        let r = parse_openai(vllm, "x").unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.reasoning.as_deref()),
+            ("4", Some("2+2"))
+        );
+        let router = br#"{"choices":[{"message":{"content":"4","reasoning":"2+2"},"finish_reason":"stop"}]}"#;
+        assert_eq!(
+            parse_openai(router, "x").unwrap().reasoning.as_deref(),
+            Some("2+2")
+        );
+        // Cut while thinking: no content, a trace, finish = length.
+        let cut = br#"{"choices":[{"message":{"content":null,"reasoning_content":"2+"},"finish_reason":"length"}]}"#;
+        let r = parse_openai(cut, "x").unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.finish_reason),
+            ("", FinishReason::Length)
+        );
     }
 }
