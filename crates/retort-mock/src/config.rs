@@ -149,6 +149,13 @@ pub struct MockConfig {
     /// it, `LEAK-CONTENT` an answer that ends with it; `{{AUTH}}` in any reply (rules,
     /// reply function) is replaced by it.
     pub echo_auth: bool,
+    /// Answer with a reasoning trace in this shape (Anthropic answers carry a `thinking`
+    /// block whenever this is set or the request enables thinking).
+    pub reasoning: Option<crate::structured::ReasoningShape>,
+    /// Answer structured-output requests with a schema-valid JSON instance, as a server
+    /// that enforces `response_format` does. Off: the schema is ignored and the reply is
+    /// the usual text, as many servers do with an unknown option.
+    pub honour_schema: bool,
     /// Seed of the random injection.
     pub seed: u64,
     /// Keep a log entry per request. Off for long benchmarks to keep memory flat.
@@ -181,6 +188,8 @@ impl Default for MockConfig {
             embedding_dim: 16,
             require_key: None,
             echo_auth: false,
+            reasoning: None,
+            honour_schema: true,
             seed: 7,
             record: true,
         }

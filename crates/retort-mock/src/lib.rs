@@ -15,8 +15,8 @@
 //! requests-per-minute quota with OpenAI / Anthropic rate-limit headers, and go down
 //! for a while ([`MockServer::outage`]) and come back on the same port.
 
-// Imports only go down this list, never back up: config, request_log and draw are
-// leaves; ratelimit uses config; state holds a bucket and the log; replies and faults add
+// Imports only go down this list, never back up: structured, config, request_log and
+// draw are leaves (config names structured's shape); ratelimit uses config; state holds a bucket and the log; replies and faults add
 // their own `impl State` blocks (faults answers with `replies::json_response`); routes
 // uses all of them; server uses routes.
 mod config;
@@ -28,6 +28,7 @@ mod request_log;
 mod routes;
 mod server;
 mod state;
+mod structured;
 
 pub use config::{ErrorRule, Injected, MockConfig, ReplyFn, ReplyRule, RetryAfterStyle};
 pub use draw::lognormal_delay;
@@ -35,3 +36,4 @@ pub use ratelimit::{go_duration, rfc3339};
 pub use replies::mock_embedding;
 pub use request_log::RequestLog;
 pub use server::MockServer;
+pub use structured::{instance as schema_instance, trace_for, ReasoningShape};

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::draw::mix;
 use crate::state::State;
+use crate::structured::ReasoningShape;
 
 /// An answer that says it is JSON; the injected faults keep the header while breaking
 /// the body, as a misbehaving upstream does.
@@ -81,14 +82,19 @@ fn prompt_chars(body: &Value) -> String {
 }
 
 impl State {
-    /// The answer text for `user`: the first matching rule, else the reply function.
-    pub(crate) fn reply_for(&self, user: &str) -> String {
+    /// The answer text for `user`: the first matching rule, else a schema-valid JSON
+    /// instance when the request asks for `schema` and the mock honours schemas, else the
+    /// reply function.
+    pub(crate) fn reply_for(&self, user: &str, schema: Option<&Value>) -> String {
         for r in &self.cfg.rules {
             if let Some(caps) = r.pattern.captures(user) {
                 let mut out = String::new();
                 caps.expand(&r.reply, &mut out);
                 return out;
             }
+        }
+        if let (Some(s), true) = (schema, self.cfg.honour_schema) {
+            return crate::structured::instance(s, user).to_string();
         }
         match &self.cfg.reply_fn {
             Some(f) => f(user),
@@ -114,10 +120,22 @@ pub(crate) fn openai_body(
     body: &Value,
     reply: String,
     length: bool,
+    trace: Option<String>,
 ) -> String {
     let (content, cut) = cut_reply(reply, length);
     let pt = rough_tokens(&prompt_chars(body));
-    let ct = rough_tokens(&content);
+    let ct = rough_tokens(&content) + trace.as_deref().map_or(0, rough_tokens);
+    let mut message = json!({"role": "assistant", "content": content});
+    match (state.cfg.reasoning, trace) {
+        (Some(ReasoningShape::ReasoningContent), Some(t)) => {
+            message["reasoning_content"] = t.into()
+        }
+        (Some(ReasoningShape::Reasoning), Some(t)) => message["reasoning"] = t.into(),
+        (Some(ReasoningShape::Think), Some(t)) => {
+            message["content"] = format!("<think>\n{t}\n</think>\n\n{content}").into()
+        }
+        _ => {}
+    }
     json!({
         "id": format!("chatcmpl-mock-{seq}"),
         "object": "chat.completion",
@@ -125,7 +143,7 @@ pub(crate) fn openai_body(
         "model": state.cfg.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": content},
+            "message": message,
             "finish_reason": if cut { "length" } else { "stop" },
         }],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
@@ -140,16 +158,30 @@ pub(crate) fn anthropic_body(
     body: &Value,
     reply: String,
     length: bool,
+    trace: Option<String>,
+    structured: bool,
 ) -> String {
     let (content, cut) = cut_reply(reply, length);
     let pt = rough_tokens(&prompt_chars(body));
-    let ct = rough_tokens(&content);
+    let ct = rough_tokens(&content) + trace.as_deref().map_or(0, rough_tokens);
+    let mut blocks = Vec::new();
+    if let Some(t) = trace {
+        blocks.push(json!({"type": "thinking", "thinking": t, "signature": "mock-signature"}));
+    }
+    // An honoured structured request is answered by calling the output tool with the
+    // JSON as its input, as Claude does.
+    match serde_json::from_str::<Value>(&content) {
+        Ok(input) if structured && !cut => {
+            blocks.push(json!({"type": "tool_use", "id": format!("toolu_mock_{seq}"), "name": "output", "input": input}))
+        }
+        _ => blocks.push(json!({"type": "text", "text": content})),
+    }
     json!({
         "id": format!("msg_mock_{seq}"),
         "type": "message",
         "role": "assistant",
         "model": state.cfg.model,
-        "content": [{"type": "text", "text": content}],
+        "content": blocks,
         "stop_reason": if cut { "max_tokens" } else { "end_turn" },
         "stop_sequence": null,
         "usage": {"input_tokens": pt, "output_tokens": ct},

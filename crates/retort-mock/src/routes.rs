@@ -228,7 +228,8 @@ fn answer(
     let full = if p == "/embeddings" {
         embeddings_body(state, body)
     } else {
-        let mut reply = state.reply_for(user);
+        let schema = crate::structured::requested_schema(body);
+        let mut reply = state.reply_for(user, schema.as_ref());
         if let Some(auth) = echo {
             reply = reply.replace("{{AUTH}}", auth);
             if user.contains("LEAK-CONTENT") {
@@ -236,10 +237,14 @@ fn answer(
             }
         }
         let length = inj == Some(Injected::Length);
+        let thinks = state.cfg.reasoning.is_some()
+            || (anthropic && body.get("thinking").is_some_and(|t| t["type"] == "enabled"));
+        let trace = thinks.then(|| crate::structured::trace_for(user));
         if anthropic {
-            anthropic_body(state, seq, body, reply, length)
+            let structured = schema.is_some() && state.cfg.honour_schema;
+            anthropic_body(state, seq, body, reply, length, trace, structured)
         } else {
-            openai_body(state, seq, body, reply, length)
+            openai_body(state, seq, body, reply, length, trace)
         }
     };
     let text = match garbled(inj, &full) {

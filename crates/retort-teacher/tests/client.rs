@@ -823,3 +823,116 @@ async fn embeddings_are_batched_and_in_order() {
         assert_eq!(x, &retort_mock::mock_embedding(t, 8));
     }
 }
+
+/// A chat whose earlier assistant turn carries a stored trace, which must never be sent.
+fn with_history(text: &str) -> ChatRequest {
+    let mut earlier = Message::assistant("earlier answer");
+    earlier.reasoning = Some("STORED-TRACE-NOT-TO-SEND".into());
+    ChatRequest {
+        messages: vec![Message::user("first"), earlier, Message::user(text)],
+        max_tokens: Some(64),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoning_is_captured_from_every_shape_and_kept_out_of_the_answer() {
+    use retort_mock::{trace_for, ReasoningShape};
+    for shape in [
+        ReasoningShape::ReasoningContent,
+        ReasoningShape::Reasoning,
+        ReasoningShape::Think,
+    ] {
+        let mock = MockServer::start(MockConfig {
+            reasoning: Some(shape),
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ResponseCache::open(dir.path().join("cache.sqlite")).unwrap());
+        let c = cfg(&mock.base_url());
+        let cl = client(&c, &shared(Some(cache.clone()), true));
+        let a = cl.chat("s", with_history("what is 2+2")).await.unwrap();
+        assert_eq!(a.content, "echo: what is 2+2", "{shape:?}");
+        assert_eq!(
+            a.reasoning.as_deref(),
+            Some(trace_for("what is 2+2").as_str()),
+            "{shape:?}"
+        );
+        // From the cache, the same split.
+        cache.flush().await.unwrap();
+        let cl2 = client(&c, &shared(Some(cache.clone()), true));
+        let b = cl2.chat("s", with_history("what is 2+2")).await.unwrap();
+        assert!(b.cached, "{shape:?}");
+        assert_eq!(
+            (b.content, b.reasoning),
+            (a.content, a.reasoning),
+            "{shape:?}"
+        );
+        let log = mock.log();
+        assert_eq!(log.len(), 1, "{shape:?}");
+        assert!(!log[0].body.contains("STORED-TRACE"), "{}", log[0].body);
+    }
+
+    // Anthropic: extended thinking is asked for with a budget and read from its block.
+    std::env::set_var("RETORT_TEST_THINK_KEY", "ak-think-123456");
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let mut c = TeacherConfig::new(Provider::Anthropic, "claude-mock");
+    c.base_url = Some(mock.root_url());
+    c.api_key_env = Some("RETORT_TEST_THINK_KEY".into());
+    let cl = client(&c, &shared(None, true));
+    let mut r = with_history("what is 2+2");
+    r.max_reasoning_tokens = Some(2048);
+    let a = cl.chat("s", r).await.unwrap();
+    assert_eq!(a.content, "echo: what is 2+2");
+    assert_eq!(
+        a.reasoning.as_deref(),
+        Some(trace_for("what is 2+2").as_str())
+    );
+    let body: serde_json::Value = serde_json::from_str(&mock.log()[0].body).unwrap();
+    assert_eq!(
+        body["thinking"],
+        serde_json::json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert!(!mock.log()[0].body.contains("STORED-TRACE"));
+    // Without a budget, no thinking is asked for and none comes back.
+    let a = cl.chat("s", with_history("plain")).await.unwrap();
+    assert_eq!(a.reasoning, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_goes_to_each_api_in_its_own_form() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"answer": {"type": "string"}, "n": {"type": "integer"}},
+        "required": ["answer", "n"],
+        "additionalProperties": false,
+    });
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let mut r = req("give json");
+    r.response_format = Some(schema.clone());
+    let a = client(&cfg(&mock.base_url()), &shared(None, true))
+        .chat("s", r.clone())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&a.content).unwrap();
+    assert_eq!(v["n"], 1, "{}", a.content);
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[0].body).unwrap();
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+
+    std::env::set_var("RETORT_TEST_TOOL_KEY", "ak-tool-123456");
+    let mut c = TeacherConfig::new(Provider::Anthropic, "claude-mock");
+    c.base_url = Some(mock.root_url());
+    c.api_key_env = Some("RETORT_TEST_TOOL_KEY".into());
+    let a = client(&c, &shared(None, true)).chat("s", r).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&a.content).unwrap();
+    assert_eq!(v["n"], 1, "{}", a.content);
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[1].body).unwrap();
+    assert_eq!(sent["tools"][0]["input_schema"], schema);
+    assert_eq!(
+        sent["tool_choice"],
+        serde_json::json!({"type": "tool", "name": "output"})
+    );
+}

@@ -80,9 +80,22 @@ struct Args {
     /// test server).
     #[arg(long)]
     echo_auth: bool,
+    /// Answer with a reasoning trace: `reasoning_content`, `reasoning` or `think`
+    /// (`<think>…</think>` before the answer).
+    #[arg(long, value_parser = parse_shape)]
+    reasoning: Option<retort_mock::ReasoningShape>,
+    /// Ignore `response_format` / the output tool and answer in plain text, as a server
+    /// without structured outputs does.
+    #[arg(long)]
+    ignore_schema: bool,
     /// Random seed of the injection.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+}
+
+fn parse_shape(s: &str) -> Result<retort_mock::ReasoningShape, String> {
+    retort_mock::ReasoningShape::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected reasoning_content, reasoning or think"))
 }
 
 /// Ctrl-C, or (on unix) SIGTERM, so `kill PID` still prints the request count.
@@ -139,6 +152,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model: a.model,
         embedding_dim: a.embedding_dim,
         echo_auth: a.echo_auth,
+        reasoning: a.reasoning,
+        honour_schema: !a.ignore_schema,
         seed: a.seed,
         // A long manual run must not grow without bound.
         record: false,
