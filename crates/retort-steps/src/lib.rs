@@ -23,6 +23,8 @@ pub use cpu::Cpu;
 // Every kind by its own name too (`retort_steps::load`, `crate::score`): the families are
 // folders for the reader, not a second name to learn.
 pub use assess::{judge, judge_parse, pair, score, tiers};
-pub use generate::{evol_instruct, gen_common, respond, self_chat, self_instruct, templates};
+pub use generate::{
+    custom, evol_instruct, gen_common, respond, self_chat, self_instruct, structured, templates,
+};
 pub use io::{export, load, report, sample};
 pub use select::{cluster, dedup, embed, filter, novelty_files, novelty_filter};

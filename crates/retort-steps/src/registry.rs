@@ -128,35 +128,19 @@ pub const KINDS: &[Kind] = &[
         about: "answers from one or more teachers, k samples each",
         shape: "streaming",
     },
+    Kind {
+        name: "generate",
+        build: crate::custom::build,
+        about: "your own prompt template over any fields; text or JSON-schema replies into fields",
+        shape: "streaming",
+    },
 ];
-
-/// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
 
 /// The known kind closest to a mistyped one, when it is close enough to be meant.
 pub fn did_you_mean(kind: &str) -> Option<&'static str> {
     let k = kind.to_ascii_lowercase().replace('-', "_");
-    KINDS
-        .iter()
-        .map(|x| (distance(&k, x.name), x.name))
-        .filter(|(d, name)| {
-            *d <= 2.max(name.len() / 4) || name.starts_with(&k) || k.starts_with(name)
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, name)| name)
+    let names: Vec<&'static str> = KINDS.iter().map(|x| x.name).collect();
+    crate::spec::closest(&k, &names)
 }
 
 /// Build one step from its spec. Errors are plain messages; the caller adds the file,

@@ -107,3 +107,33 @@ pub fn parse_options<T: DeserializeOwned>(spec: &StepSpec) -> Result<T, Vec<Stri
         vec![format!("options of kind `{}`: {msg}", spec.kind)]
     })
 }
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The name in `known` closest to a mistyped `word`, when it is close enough to be
+/// meant (a few edits, or one is a prefix of the other): the "did you mean" of unknown
+/// kinds and unknown template variables.
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|name| (distance(word, name), *name))
+        .filter(|(d, name)| {
+            *d <= 2.max(name.len() / 4) || name.starts_with(word) || word.starts_with(name)
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}

@@ -221,10 +221,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             max_tokens: opts.max_tokens as u64,
         })
         .collect();
-    let files = templates
-        .iter()
-        .filter_map(|(_, t)| t.file(&ctx.base_dir))
-        .collect();
+    let files = templates.iter().filter_map(|(_, t)| t.file()).collect();
     let writes = match opts.mode {
         JudgeMode::Pointwise => format!(
             "candidates[].score ({} scale{}) by `{}` (plan assumes 2 candidates per record)",

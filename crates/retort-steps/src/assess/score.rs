@@ -163,10 +163,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     if !errs.is_empty() {
         return Err(errs);
     }
-    let files = templates
-        .iter()
-        .filter_map(|(_, t)| t.file(&ctx.base_dir))
-        .collect();
+    let files = templates.iter().filter_map(|(_, t)| t.file()).collect();
     let estimates = templates
         .iter()
         .map(|(_, t)| Estimate {

@@ -162,7 +162,7 @@ pub fn load_template(
 ) -> Option<Arc<Template>> {
     match Template::load(spec, &ctx.base_dir) {
         Ok(t) => {
-            if let Some(f) = t.file(&ctx.base_dir) {
+            if let Some(f) = t.file() {
                 files.push(f);
             }
             Some(Arc::new(t))

@@ -108,6 +108,8 @@ pub struct Template {
     /// Built-in name or the file path as given.
     pub name: String,
     source: String,
+    /// The file it was read from; `None` for built-in and inline templates.
+    path: Option<PathBuf>,
 }
 
 impl Template {
@@ -115,6 +117,7 @@ impl Template {
     /// (resolved against `base_dir`). The template is parsed now so syntax errors surface
     /// at compile time, with the template name and line.
     pub fn load(spec: &str, base_dir: &Path) -> Result<Template, String> {
+        let mut path = None;
         let source = if let Some((_, src)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
             src.to_string()
         } else if spec.ends_with(".jinja") || spec.contains('/') {
@@ -123,12 +126,14 @@ impl Template {
             } else {
                 base_dir.join(spec)
             };
-            std::fs::read_to_string(&p).map_err(|e| {
+            let source = std::fs::read_to_string(&p).map_err(|e| {
                 format!(
                     "template file {} cannot be read ({e}); check the path (relative paths start at the pipeline file's folder)",
                     p.display()
                 )
-            })?
+            })?;
+            path = Some(p);
+            source
         } else {
             return Err(format!(
                 "unknown template `{spec}`; use a built-in ({}) or a path to a .jinja file",
@@ -138,18 +143,35 @@ impl Template {
         let t = Template {
             name: spec.to_string(),
             source,
+            path,
         };
         t.check()?;
         Ok(t)
     }
 
+    /// A template written inline in the pipeline file (`prompt = "…"`); `name` says
+    /// where, for error messages. Parsed now, like [`Template::load`].
+    pub fn inline(name: &str, source: &str) -> Result<Template, String> {
+        let t = Template {
+            name: name.to_string(),
+            source: source.to_string(),
+            path: None,
+        };
+        t.check()?;
+        Ok(t)
+    }
+
+    /// The top-level variables the template reads and does not define itself (`labels`
+    /// for `{{ labels.topic }}`), so a step can reject an unknown one at compile time.
+    pub fn variables(&self) -> Result<std::collections::BTreeSet<String>, String> {
+        let env = self.env().map_err(|e| e.to_string())?;
+        let t = env.get_template(&self.name).map_err(|e| e.to_string())?;
+        Ok(t.undeclared_variables(false).into_iter().collect())
+    }
+
     /// The file this template came from, when it is not built in (for the config hash).
-    pub fn file(&self, base_dir: &Path) -> Option<PathBuf> {
-        if BUILTIN.iter().any(|(n, _)| *n == self.name) {
-            None
-        } else {
-            Some(base_dir.join(&self.name))
-        }
+    pub fn file(&self) -> Option<PathBuf> {
+        self.path.clone()
     }
 
     fn env(&self) -> Result<Environment<'_>, minijinja::Error> {

@@ -95,7 +95,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             }
         ),
     );
-    if let Some(f) = template.file(&ctx.base_dir) {
+    if let Some(f) = template.file() {
         b.files.push(f);
     }
     if let Some(t) = &o.label_teacher {
