@@ -63,7 +63,7 @@ pub enum StoreError {
         source: Option<BoxError>,
     },
     /// The export format name is not one retort writes.
-    #[error("unknown export format `{0}`; expected one of: records, messages, alpaca, sharegpt, dpo, dpo_conversational")]
+    #[error("unknown export format `{0}`; expected one of: {names}", names = crate::export::ExportFormat::names())]
     UnknownFormat(String),
     /// The file extension does not say which container to use.
     #[error("{}: cannot tell the file format from the extension; {expected}", path.display())]

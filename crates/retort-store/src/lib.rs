@@ -21,7 +21,9 @@ mod values;
 
 pub use atomic::{is_temp_file, remove_temp_files, remove_temp_files_under, write_bytes_atomic};
 pub use error::{BoxError, Position, RowError, StoreError};
-pub use export::{prompt_id, Container, ExportFormat, Exporter, Skipped};
+pub use export::{
+    prompt_id, Container, ExportFormat, ExportOptions, Exporter, KeepColumn, Reasoning, Skipped,
+};
 pub use inspect::inspect;
 pub use parquet_io::{
     count_rows, read_failures, read_meta, read_records, read_rejections, write_failures_atomic,

@@ -522,6 +522,13 @@ fn dpo_export_skips_records_without_a_pair() {
     assert!(p.exists());
 }
 
+fn no_reasoning() -> retort_store::ExportOptions {
+    retort_store::ExportOptions {
+        reasoning: Some(retort_store::Reasoning::Drop),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn dpo_standard_and_conversational_rows() {
     let d = tmp();
@@ -554,7 +561,11 @@ fn dpo_standard_and_conversational_rows() {
     assert_eq!(expected_id.len(), 64);
 
     let conv_path = d.path().join("dpo_conv.jsonl");
-    let mut ex = Exporter::create(&conv_path, ExportFormat::DpoConversational).unwrap();
+    // `drop`: the turns exactly as before reasoning existed (the default adds a null
+    // `reasoning_content` to each; see the export unit tests).
+    let mut ex =
+        Exporter::create_with(&conv_path, ExportFormat::DpoConversational, &no_reasoning())
+            .unwrap();
     // The full record (system + user prompt) is fine in the conversational format.
     assert!(ex.write(&[full_record(2)]).unwrap().is_empty());
     ex.finish().unwrap();
@@ -576,7 +587,7 @@ fn messages_alpaca_sharegpt_rows() {
     let records = [sft_record(1), chat_record(2), bare_record(3)];
 
     let p = d.path().join("m.jsonl");
-    let mut ex = Exporter::create(&p, ExportFormat::Messages).unwrap();
+    let mut ex = Exporter::create_with(&p, ExportFormat::Messages, &no_reasoning()).unwrap();
     let skipped = ex.write(&records).unwrap();
     assert_eq!(ex.finish().unwrap(), 2);
     assert_eq!(skipped.len(), 1);

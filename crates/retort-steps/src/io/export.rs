@@ -4,7 +4,8 @@
 //! Files are written under temp names and renamed into place only when complete, so a
 //! crashed run never leaves a half-written dataset at the final path. A record that the
 //! format cannot express (a DPO export of a record without a pair) is a failure row,
-//! never silently dropped.
+//! never silently dropped. Which options fit which format is decided by
+//! `retort_store::ExportFormat::check`, called here so a misfit stops the compile.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retort_core::Failure;
-use retort_store::{ExportFormat, Exporter};
+use retort_store::{ExportFormat, ExportOptions as StoreOptions, Exporter, KeepColumn, Reasoning};
 use serde::Deserialize;
 
 use crate::api::*;
@@ -22,7 +23,7 @@ use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportOptions {
-    /// `messages`, `alpaca`, `sharegpt`, `dpo`, `dpo_conversational` or `records`.
+    /// A name from `retort_store::ExportFormat::ALL` (`messages`, `dpo`, `kto`, …).
     pub format: String,
     /// Output file, relative to the run directory (`.parquet` or `.jsonl`).
     #[serde(default)]
@@ -34,6 +35,23 @@ pub struct ExportOptions {
     /// `sft-easy.parquet`, `sft-hard.parquet`, …
     #[serde(default)]
     pub split_by: Option<String>,
+    /// Record fields written as plain columns: `quality`, `tier`, `cluster`, `model`,
+    /// `scores.NAME`, `labels.NAME`, …
+    #[serde(default)]
+    pub keep_columns: Vec<String>,
+    /// Write the `id` column (default true).
+    #[serde(default = "yes")]
+    pub include_id: bool,
+    /// `reasoning_content`, `thinking`, `inline` or `drop`.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+    /// Write a LLaMA-Factory `dataset_info.json` entry beside each file.
+    #[serde(default)]
+    pub dataset_info: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Build an `export` step.
@@ -44,12 +62,36 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         Ok(f) => Some(f),
         Err(_) => {
             errs.push(format!(
-                "unknown export format `{}`; hint: use one of messages, alpaca, sharegpt, dpo, dpo_conversational, records",
-                o.format
+                "unknown export format `{}`; hint: use one of {}",
+                o.format,
+                ExportFormat::names()
             ));
             None
         }
     };
+    let mut keep_columns = Vec::new();
+    for k in &o.keep_columns {
+        match KeepColumn::parse(k) {
+            Ok(c) => keep_columns.push(c),
+            Err(e) => errs.push(e),
+        }
+    }
+    let reasoning = match o.reasoning.as_deref().map(Reasoning::from_name).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
+    let options = StoreOptions {
+        include_id: o.include_id,
+        keep_columns,
+        reasoning,
+        dataset_info: o.dataset_info,
+    };
+    if let Some(f) = format {
+        errs.extend(f.check(&options));
+    }
     let mut paths: Vec<String> = o.path.iter().cloned().collect();
     paths.extend(o.paths.iter().cloned());
     if paths.is_empty() {
@@ -72,6 +114,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     Ok(Built::new(
         Arc::new(Export {
             format,
+            options,
             paths: paths.clone(),
             split_by: o.split_by.clone(),
         }),
@@ -89,6 +132,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
 /// The `export` step.
 pub struct Export {
     format: ExportFormat,
+    options: StoreOptions,
     paths: Vec<String>,
     split_by: Option<String>,
 }
@@ -172,7 +216,7 @@ impl Step for Export {
                             std::fs::create_dir_all(parent)
                                 .map_err(StepError::io(parent.display().to_string()))?;
                         }
-                        v.push(Exporter::create(&full, self.format)?);
+                        v.push(Exporter::create_with(&full, self.format, &self.options)?);
                     }
                     exporters.insert(key.clone(), v);
                 }
@@ -217,7 +261,7 @@ impl Step for Export {
                 exporters
                     .entry(String::new())
                     .or_default()
-                    .push(Exporter::create(&full, self.format)?);
+                    .push(Exporter::create_with(&full, self.format, &self.options)?);
             }
         }
         for (key, exps) in exporters {
@@ -238,5 +282,94 @@ impl Step for Export {
             ..Default::default()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(options: &str) -> StepSpec {
+        StepSpec {
+            id: "out".into(),
+            kind: "export".into(),
+            after: vec!["load".into()],
+            options: toml::from_str(options).expect("test options are TOML"),
+        }
+    }
+
+    fn errors(options: &str) -> Vec<String> {
+        match build(&spec(options), &BuildCtx::default()) {
+            Ok(_) => vec![],
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn every_option_problem_is_reported_at_once_with_what_exists() {
+        let e = errors(
+            r#"format = "alpaca"
+               path = "a.jsonl"
+               keep_columns = ["quality", "qualty", "labels.tier"]
+               include_id = false
+               reasoning = "thinking""#,
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].contains("unknown column `qualty`"), "{}", e[0]);
+        assert!(e[0].contains("quality, difficulty"), "{}", e[0]);
+        assert!(e[0].contains("scores.qualty"), "{}", e[0]);
+        assert!(
+            e[1].contains("include_id = false") && e[1].contains("no `id`"),
+            "{}",
+            e[1]
+        );
+        assert!(e[2].contains("reasoning = \"thinking\""), "{}", e[2]);
+    }
+
+    #[test]
+    fn kept_column_clashing_with_the_format_and_bad_mode_are_errors() {
+        let e = errors(
+            r#"format = "kto"
+               path = "k.parquet"
+               keep_columns = ["labels.label"]
+               reasoning = "verbose""#,
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].contains("unknown reasoning mode `verbose`"),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].contains("`label` is already a column of `kto`"),
+            "{}",
+            e[1]
+        );
+    }
+
+    #[test]
+    fn unknown_format_lists_every_format() {
+        let e = errors(
+            r#"format = "orpo"
+                          path = "x.jsonl""#,
+        );
+        assert!(
+            e[0].contains("alpaca_ranking") && e[0].contains("prompt_only"),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn good_options_build() {
+        let e = errors(
+            r#"format = "messages"
+               path = "sft.parquet"
+               keep_columns = ["quality", "tier", "cluster", "model", "scores.len"]
+               include_id = false
+               reasoning = "inline"
+               dataset_info = true"#,
+        );
+        assert!(e.is_empty(), "{e:#?}");
     }
 }
