@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what retort needs from Debian and PyPI on a fresh machine: the C toolchain
 # for llama.cpp (cmake, clang, libclang), Chromium for the report's browser test, and
-# pyarrow for the Parquet consumer checks. Safe to run again: it skips what is present.
+# the Python packages of the export consumer checks (pyarrow; TRL's dataset helpers with
+# datasets, transformers and tokenizers). Safe to run again: it skips what is present.
 set -euo pipefail
 
 need=()
@@ -18,4 +19,14 @@ fi
 if ! python3 -c "import pyarrow" >/dev/null 2>&1; then
   echo "==> pip install pyarrow"
   python3 -m pip install -q pyarrow
+fi
+
+# TRL's dataset helpers (trl.data_utils) need no torch, but TRL's own requirements pull
+# it in through accelerate; so TRL goes in without its dependencies, after the ones
+# trl.data_utils imports. The pin is the version the checks were written against.
+if ! python3 -c "import datasets, tokenizers, transformers, trl.data_utils" >/dev/null 2>&1; then
+  echo "==> pip install datasets transformers tokenizers, then trl without dependencies"
+  python3 -m pip install -q "datasets>=4.7" "transformers>=4.56.2" tokenizers jinja2 \
+    "pandas>=2.1.1" "pyyaml>=6.0.1" packaging "huggingface_hub>=0.34"
+  python3 -m pip install -q --no-deps "trl==1.16.0"
 fi
