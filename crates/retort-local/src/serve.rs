@@ -311,6 +311,7 @@ async fn chat(state: &State, body: Value) -> Response<Full<Bytes>> {
         seed: body.seed,
         response_format: body.response_format,
         sample_index: 0,
+        ..Default::default()
     };
     match state.teacher.chat(&req).await {
         Err(e) => teacher_error(&e),

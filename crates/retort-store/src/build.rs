@@ -162,12 +162,6 @@ impl StrPairList {
     pub(crate) fn close(&mut self) -> Result<(), StoreError> {
         self.offsets.push(self.a.len())
     }
-    pub(crate) fn push_messages(&mut self, msgs: &[Message]) -> Result<(), StoreError> {
-        for m in msgs {
-            self.push_item(&m.role, &m.content)?;
-        }
-        self.close()
-    }
     /// Finish as a list whose item is a struct with the two given (non-null utf8) fields.
     pub(crate) fn finish(self, list_type: &DataType) -> Result<ArrayRef, StoreError> {
         let item = list_item(list_type);
