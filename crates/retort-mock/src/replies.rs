@@ -82,9 +82,9 @@ fn prompt_chars(body: &Value) -> String {
 }
 
 impl State {
-    /// The answer text for `user`: the first matching rule, else a schema-valid JSON
-    /// instance when the request asks for `schema` and the mock honours schemas, else the
-    /// reply function.
+    /// The answer text for `user`: the first matching rule, else the reply function,
+    /// else a schema-valid JSON instance when the request asks for `schema` and the mock
+    /// honours schemas, else the echo.
     pub(crate) fn reply_for(&self, user: &str, schema: Option<&Value>) -> String {
         for r in &self.cfg.rules {
             if let Some(caps) = r.pattern.captures(user) {
@@ -93,12 +93,14 @@ impl State {
                 return out;
             }
         }
-        if let (Some(s), true) = (schema, self.cfg.honour_schema) {
-            return crate::structured::instance(s, user).to_string();
+        // Scripted replies (rules, the reply function) win: a test that scripts a
+        // judge's reply means that reply, schema or not.
+        if let Some(f) = &self.cfg.reply_fn {
+            return f(user);
         }
-        match &self.cfg.reply_fn {
-            Some(f) => f(user),
-            None => format!("echo: {user}"),
+        match (schema, self.cfg.honour_schema) {
+            (Some(s), true) => crate::structured::instance(s, user).to_string(),
+            _ => format!("echo: {user}"),
         }
     }
 }
