@@ -298,19 +298,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         }
         fields.push((path.clone(), t));
     }
-    if o.samples == 0 {
-        errors.push("`samples` must be at least 1".into());
-    }
-    let temperature = o.temperature.unwrap_or(0.7);
-    if o.samples > 1 && temperature <= 0.0 {
-        errors.push(format!(
-            "`samples = {}` with temperature {temperature} asks for identical replies; raise `temperature`",
-            o.samples
-        ));
-    }
-    if o.concurrency == 0 {
-        errors.push("`concurrency` must be at least 1".into());
-    }
+    let temperature = gc::check_samples(o.samples, o.temperature, o.concurrency, &mut errors);
     let (Some(prompt), true) = (prompt, errors.is_empty()) else {
         return Err(errors);
     };

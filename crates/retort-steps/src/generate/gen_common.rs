@@ -198,6 +198,30 @@ pub fn estimate(teacher: &str, per_input: f64, fixed: u64, prompt: u64, s: Sampl
     }
 }
 
+/// The sampling rules every k-samples step shares: at least one sample and one call in
+/// flight, and a temperature above 0 when k > 1 (k greedy samples are one answer k
+/// times). Returns the temperature to use (default 0.7).
+pub fn check_samples(
+    samples: u32,
+    temperature: Option<f32>,
+    concurrency: usize,
+    errors: &mut Vec<String>,
+) -> f32 {
+    if samples == 0 {
+        errors.push("`samples` must be at least 1".into());
+    }
+    let temperature = temperature.unwrap_or(0.7);
+    if samples > 1 && temperature <= 0.0 {
+        errors.push(format!(
+            "`samples = {samples}` with temperature {temperature} asks for identical answers; raise `temperature`"
+        ));
+    }
+    if concurrency == 0 {
+        errors.push("`concurrency` must be at least 1".into());
+    }
+    temperature
+}
+
 /// Rejected unless the given option is in `0..=1`.
 pub fn check_unit(name: &str, v: f64, errors: &mut Vec<String>) {
     if !(0.0..=1.0).contains(&v) || v.is_nan() {

@@ -95,19 +95,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             ));
         }
     }
-    if o.samples == 0 {
-        errors.push("`samples` must be at least 1".into());
-    }
-    let temperature = o.temperature.unwrap_or(0.7);
-    if o.samples > 1 && temperature <= 0.0 {
-        errors.push(format!(
-            "`samples = {}` with temperature {temperature} asks for identical answers; raise `temperature`",
-            o.samples
-        ));
-    }
-    if o.concurrency == 0 {
-        errors.push("`concurrency` must be at least 1".into());
-    }
+    let temperature = gc::check_samples(o.samples, o.temperature, o.concurrency, &mut errors);
     if o.system.is_some() && o.system_template.is_some() {
         errors.push("set either `system` or `system_template`, not both".into());
     }
