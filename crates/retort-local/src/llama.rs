@@ -702,17 +702,8 @@ fn find_stop(out: &[u8], before: usize, stops: &[Vec<u8>]) -> Option<usize> {
 
 /// A llama.cpp grammar for an OpenAI `response_format` (or a bare JSON schema).
 fn grammar_for(format: &serde_json::Value) -> Result<Option<String>, TeacherError> {
-    let schema = match format.get("type").and_then(|t| t.as_str()) {
-        Some("text") => return Ok(None),
-        Some("json_object") => serde_json::json!({}),
-        Some("json_schema") => format
-            .get("json_schema")
-            .and_then(|j| j.get("schema"))
-            .cloned()
-            .ok_or_else(|| {
-                TeacherError::Other("response_format json_schema has no schema".to_string())
-            })?,
-        _ => format.clone(),
+    let Some(schema) = retort_teacher::requested_schema(format)? else {
+        return Ok(None);
     };
     llama_cpp_2::json_schema_to_grammar(&schema.to_string())
         .map(Some)

@@ -27,6 +27,28 @@ pub struct ChatRequest {
     pub max_reasoning_tokens: Option<u32>,
 }
 
+/// The JSON Schema a request's `response_format` asks for: OpenAI's
+/// `{"type": "json_schema", "json_schema": {"schema": …}}`, `json_object` (any object),
+/// or a bare schema; `None` for `{"type": "text"}`. Backends that enforce a schema in
+/// their own form (Anthropic's tool input, llama.cpp's grammar) read it here.
+pub fn requested_schema(
+    response_format: &serde_json::Value,
+) -> Result<Option<serde_json::Value>, TeacherError> {
+    match response_format.get("type").and_then(|t| t.as_str()) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(serde_json::json!({"type": "object"}))),
+        Some("json_schema") => response_format
+            .get("json_schema")
+            .and_then(|j| j.get("schema"))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                TeacherError::Other("response_format json_schema has no schema".to_string())
+            }),
+        _ => Ok(Some(response_format.clone())),
+    }
+}
+
 /// Why a completion stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -935,4 +935,23 @@ async fn a_schema_goes_to_each_api_in_its_own_form() {
         sent["tool_choice"],
         serde_json::json!({"type": "tool", "name": "output"})
     );
+
+    // OpenAI's other forms: `text` asks for no schema, `json_object` for any object.
+    let anth = client(&c, &shared(None, true));
+    let mut t = req("plain text please");
+    t.response_format = Some(serde_json::json!({"type": "text"}));
+    assert_eq!(
+        anth.chat("s", t).await.unwrap().content,
+        "echo: plain text please"
+    );
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[2].body).unwrap();
+    assert!(sent.get("tools").is_none(), "{sent}");
+    let mut o = req("any object");
+    o.response_format = Some(serde_json::json!({"type": "json_object"}));
+    anth.chat("s", o).await.unwrap();
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[3].body).unwrap();
+    assert_eq!(
+        sent["tools"][0]["input_schema"],
+        serde_json::json!({"type": "object"})
+    );
 }

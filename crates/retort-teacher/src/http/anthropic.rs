@@ -46,16 +46,6 @@ struct AnthRequest<'a> {
 /// The tool a structured request makes the model call; its input is the answer.
 const OUTPUT_TOOL: &str = "output";
 
-/// The JSON Schema inside a request's `response_format`, which holds either a bare schema
-/// or OpenAI's `{"type": "json_schema", "json_schema": {"schema": …}}`.
-fn schema_of(response_format: &serde_json::Value) -> serde_json::Value {
-    response_format
-        .get("json_schema")
-        .and_then(|j| j.get("schema"))
-        .cloned()
-        .unwrap_or_else(|| response_format.clone())
-}
-
 #[derive(Deserialize)]
 struct AnthResponse {
     #[serde(default)]
@@ -198,6 +188,10 @@ impl Backend for AnthropicBackend {
             .filter(|m| m.role == "system")
             .map(|m| m.content.as_str())
             .collect();
+        let schema = match &req.response_format {
+            Some(f) => crate::api::requested_schema(f)?,
+            None => None,
+        };
         let wire = AnthRequest {
             model: &self.cfg.model,
             max_tokens: req.max_tokens.unwrap_or(1024),
@@ -217,20 +211,19 @@ impl Backend for AnthropicBackend {
             thinking: req
                 .max_reasoning_tokens
                 .map(|budget| serde_json::json!({"type": "enabled", "budget_tokens": budget})),
-            tools: req
-                .response_format
+            tools: schema
                 .iter()
-                .map(|f| {
+                .map(|schema| {
                     serde_json::json!({
                         "name": OUTPUT_TOOL,
                         "description": "Give the answer as this tool's input.",
-                        "input_schema": schema_of(f),
+                        "input_schema": schema,
                     })
                 })
                 .collect(),
             // Anthropic refuses a forced tool together with extended thinking; the
             // schema is still validated on the answer.
-            tool_choice: req.response_format.as_ref().map(|_| {
+            tool_choice: schema.as_ref().map(|_| {
                 if req.max_reasoning_tokens.is_some() {
                     serde_json::json!({"type": "auto"})
                 } else {
