@@ -1,55 +1,32 @@
-//! Cheap heuristic columns for scoring and elimination: lengths, script-based language,
-//! repetition, refusals and leaked prompt-template markers.
+//! Cheap heuristic columns for scoring and elimination: lengths, language and
+//! prompt/response language agreement, repetition, refusals and leaked prompt-template
+//! markers. [`annotate`] is the one place that turns a prompt and a response into these
+//! columns (the `annotate` and `score` steps both call it).
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::lang::{identify, LangId};
+use crate::lang_request::asks_for_language;
 use crate::normalize::normalize;
-use crate::script::{script_of, units, Script};
+use crate::script::units;
 
-/// Script-based language guess: `zh`, `ja`, `ko`, `en`, `ru`, `ar` or `other`.
-///
-/// Letters are counted per script (digits, punctuation and symbols are ignored); CJK
-/// characters weigh 3 letters each, since one carries about as much as a short English
-/// word. The heaviest script decides: Han/Kana → `ja` when Kana make up at least a tenth
-/// of them (Japanese text always has particles in Kana), else `zh`; Hangul → `ko`;
-/// Latin → `en` (every Latin-script language reads as `en`: the label is a script, not a
-/// language identifier); Cyrillic → `ru`; Arabic → `ar`; anything else, and text with
-/// no letters, → `other`.
+/// The language code of `text`: [`crate::lang::identify`]'s ISO 639-1 code, or
+/// `"und"` when it cannot tell (too few letters, no supported language fits). Callers
+/// that need the confidence use [`crate::lang::identify`].
 pub fn detect_language(text: &str) -> &'static str {
-    let (mut han, mut kana, mut hangul, mut latin, mut cyr, mut arabic, mut other) =
-        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
-    for c in text.chars() {
-        match script_of(c) {
-            Script::Han => han += 1,
-            Script::Kana => kana += 1,
-            Script::Hangul => hangul += 1,
-            Script::Latin => latin += 1,
-            Script::Cyrillic => cyr += 1,
-            Script::Arabic => arabic += 1,
-            Script::OtherLetter => other += 1,
-            Script::NotLetter => {}
-        }
+    identify(text).code
+}
+
+/// The `lang_mismatch` rule: `Some(true)` when the response is in another language
+/// than the prompt and the prompt did not ask for a translation or a named language
+/// ([`asks_for_language`]); `Some(false)` when they agree or it did ask; `None` when
+/// either side is not confidently identified ([`LangId::is_confident`]), since a guess
+/// must not flag or clear a record.
+pub fn lang_mismatch(prompt_text: &str, prompt: LangId, response: LangId) -> Option<bool> {
+    if !prompt.is_confident() || !response.is_confident() {
+        return None;
     }
-    let cands = [
-        ((han + kana) * 3, "cjk"),
-        (hangul * 3, "ko"),
-        (latin, "en"),
-        (cyr, "ru"),
-        (arabic, "ar"),
-        (other, "other"),
-    ];
-    let (weight, lang) =
-        cands
-            .iter()
-            .copied()
-            .fold((0, "other"), |best, c| if c.0 > best.0 { c } else { best });
-    if weight == 0 {
-        return "other";
-    }
-    if lang == "cjk" {
-        return if kana * 10 >= han + kana { "ja" } else { "zh" };
-    }
-    lang
+    Some(prompt.code != response.code && !asks_for_language(prompt_text))
 }
 
 /// Phrases that open a refusal or a model disclaimer, English and Chinese, in
@@ -210,6 +187,43 @@ pub fn features(prompt: &str, response: Option<&str>) -> BTreeMap<String, f64> {
     out
 }
 
+/// The heuristic columns of one record, split by the record map they belong in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Annotation {
+    /// Numeric columns (`scores.*`).
+    pub scores: BTreeMap<String, f64>,
+    /// Text columns (`labels.*`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Every heuristic column for a prompt and, when given, its response:
+/// - scores: [`features`]; `prompt_language_confidence`; with a response also
+///   `response_language_confidence` and, when both languages are confidently identified,
+///   `lang_mismatch` (0/1, [`lang_mismatch`]; absent otherwise, never a default);
+/// - labels: `language` (of the prompt) and, with a response, `response_language`
+///   (ISO 639-1 codes or `und`, see [`crate::lang`]).
+pub fn annotate(prompt: &str, response: Option<&str>) -> Annotation {
+    let mut a = Annotation {
+        scores: features(prompt, response),
+        ..Default::default()
+    };
+    let p = identify(prompt);
+    a.labels.insert("language".into(), p.code.into());
+    a.scores
+        .insert("prompt_language_confidence".into(), p.confidence);
+    if let Some(r) = response {
+        let rl = identify(r);
+        a.labels.insert("response_language".into(), rl.code.into());
+        a.scores
+            .insert("response_language_confidence".into(), rl.confidence);
+        if let Some(m) = lang_mismatch(prompt, p, rl) {
+            a.scores
+                .insert("lang_mismatch".into(), if m { 1.0 } else { 0.0 });
+        }
+    }
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,19 +238,52 @@ mod tests {
     }
 
     #[test]
-    fn languages_by_script() {
+    fn languages_are_identified_not_guessed_from_the_script() {
         assert_eq!(
             detect_language("Give three tips for staying healthy."),
             "en"
         );
+        // Latin script is not English (issue #16: every one of these read as `en`).
+        assert_eq!(detect_language("Eres un perro."), "es");
+        assert_eq!(detect_language("Escreva uma frase sobre o mar."), "pt");
         assert_eq!(detect_language("解释为什么天空是蓝色的。"), "zh");
         assert_eq!(detect_language("空が青いのはなぜですか。"), "ja");
-        assert_eq!(detect_language("하늘은 왜 파란가요?"), "ko");
         assert_eq!(detect_language("Почему небо голубое?"), "ru");
-        assert_eq!(detect_language("لماذا السماء زرقاء؟"), "ar");
-        assert_eq!(detect_language("Γιατί ο ουρανός είναι μπλε;"), "other");
-        assert_eq!(detect_language("12345 !!!"), "other");
+        assert_eq!(detect_language("12345 !!!"), "und");
         assert_eq!(detect_language("用Python写一个快速排序函数"), "zh");
+    }
+
+    #[test]
+    fn mismatch_rule() {
+        let en = "Generate a random sentence.";
+        let cols = annotate(en, Some("Eres un perro muy simpático y leal."));
+        assert_eq!(cols.labels["language"], "en");
+        assert_eq!(cols.labels["response_language"], "es");
+        assert_eq!(cols.scores["lang_mismatch"], 1.0);
+        let same = annotate(
+            en,
+            Some("The quiet river carried the paper boat downstream."),
+        );
+        assert_eq!(same.scores["lang_mismatch"], 0.0);
+        let asked = annotate(
+            "Translate into Spanish: the dog is friendly and loyal.",
+            Some("El perro es simpático y leal."),
+        );
+        assert_eq!(asked.scores["lang_mismatch"], 0.0);
+        let zh = annotate(
+            "请用英文回答：什么是光合作用？",
+            Some("Photosynthesis is how plants turn light, water and carbon dioxide into sugar."),
+        );
+        assert_eq!(zh.scores["lang_mismatch"], 0.0);
+        // A response with no language (only numbers) gets no verdict at all.
+        let unsure = annotate("What is 6 times 7?", Some("42"));
+        assert_eq!(unsure.labels["response_language"], "und");
+        assert_eq!(unsure.scores["response_language_confidence"], 0.0);
+        assert!(!unsure.scores.contains_key("lang_mismatch"));
+        let none = annotate(en, None);
+        assert!(!none.scores.contains_key("lang_mismatch"));
+        assert!(!none.labels.contains_key("response_language"));
+        assert!(none.scores["prompt_language_confidence"] >= crate::lang::CONFIDENT);
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! - [`filters`]: Alpaca's instruction filters (length, keywords, first character), CJK-aware.
 //! - [`normalize`]: normalisation and keys for exact dedup.
 //! - [`minhash`]: MinHash signatures and LSH banding for near-duplicate detection.
-//! - [`heuristics`]: cheap per-record columns (lengths, language, repetition, refusals,
-//!   leaked template markers).
+//! - [`heuristics`]: cheap per-record columns (lengths, language and `lang_mismatch`,
+//!   repetition, refusals, leaked template markers).
+//! - [`lang`]: language identification (ISO 639-1 code and confidence, or `und`).
+//! - [`lang_request`]: whether an instruction asks for a translation or a language.
 
 pub mod filters;
 pub mod heuristics;
+pub mod lang;
+pub mod lang_request;
 pub mod minhash;
 pub mod normalize;
 pub mod novelty;
