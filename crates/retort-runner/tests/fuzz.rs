@@ -102,6 +102,8 @@ fn pipelines() -> Vec<String> {
         include_str!("../../../pipelines/sft.toml").to_string(),
         include_str!("../../../pipelines/preference.toml").to_string(),
         include_str!("../../../pipelines/spine-demo.toml").to_string(),
+        include_str!("../../../pipelines/structured.toml").to_string(),
+        include_str!("../../../pipelines/reasoning.toml").to_string(),
         format!("{quickstart}{EXTRA_STEPS}"),
     ]
 }
