@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use retort_core::{Message, Provenance, Record};
+use retort_core::{Candidate, Failure, Message, Provenance, Record, Rejection};
 
 use crate::input::{
     ClusterInfo, DedupMode, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow,
@@ -278,12 +278,18 @@ fn topics() -> Vec<Topic> {
     ]
 }
 
-/// Builds a realistic report input from a seed. The same seed gives the same input.
+/// Builds a realistic report input from a seed: 1,200 records plus the hostile one. The
+/// same seed gives the same input.
 pub fn demo_input(seed: u64) -> ReportInput {
+    demo_input_sized(seed, 1_200)
+}
+
+/// [`demo_input`] with `n` generated records (plus the hostile one), for tests of big
+/// runs.
+pub fn demo_input_sized(seed: u64, n: usize) -> ReportInput {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let topics = topics();
     let total_weight: f64 = topics.iter().map(|t| t.weight).sum();
-    let n = 1_200usize;
     let mut records = Vec::with_capacity(n + 1);
     let mut points = Vec::with_capacity(n + 1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); topics.len()];
@@ -344,7 +350,37 @@ pub fn demo_input(seed: u64) -> ReportInput {
             Message::user("I keep waking up at 4 a.m. What can I change?"),
             Message::assistant("Do you drink coffee after lunch, and when do you go to bed?"),
             Message::user("Coffee at 3 p.m., bed around 10."),
-            Message::assistant("Move the last coffee before noon and keep the room cooler; early waking often follows caffeine and heat."),
+            Message {
+                role: "assistant".into(),
+                content: "Move the last coffee before noon and keep the room cooler; early waking often follows caffeine and heat.".into(),
+                reasoning: Some("Caffeine has a half-life of about five hours, so a 3 p.m. coffee is still active at bedtime; a warm room also fragments late sleep. Suggest the two cheapest changes first.".into()),
+                ..Default::default()
+            },
+        ];
+    }
+    // Every 40th record was answered by two teachers and judged, as a DPO run would be.
+    for (j, r) in records.iter_mut().enumerate().filter(|(j, _)| j % 40 == 5) {
+        let answer = r.response_text().unwrap_or_default();
+        r.candidates = vec![
+            Candidate {
+                teacher: "big".into(),
+                model: "Qwen/Qwen2.5-7B-Instruct".into(),
+                sample: 0,
+                content: answer.clone(),
+                score: Some(8.0 - (j % 3) as f64),
+                rationale: Some("Correct and complete; follows the requested format.".into()),
+            },
+            Candidate {
+                teacher: "local".into(),
+                model: "qwen2.5-0.5b-instruct".into(),
+                sample: 0,
+                content: format!(
+                    "{} (shorter draft)",
+                    answer.chars().take(60).collect::<String>()
+                ),
+                score: Some(4.0 + (j % 2) as f64),
+                rationale: Some("Misses part of the question.".into()),
+            },
         ];
     }
     // The hostile record sits in cluster 0, is its first representative, and is the
@@ -357,6 +393,14 @@ pub fn demo_input(seed: u64) -> ReportInput {
         id: MALICIOUS_ID.into(),
         instruction: Some(MALICIOUS_TEXT.into()),
         output: Some("It is an XSS attempt: </script><script>alert('also inert')</script>".into()),
+        candidates: vec![Candidate {
+            teacher: "big".into(),
+            model: "</script><img src=x onerror=\"document.body.id='xss-'+'img'\">".into(),
+            content: MALICIOUS_TEXT.into(),
+            score: Some(1.0),
+            ..Default::default()
+        }],
+        labels: [("category".to_string(), MALICIOUS_TEXT.to_string())].into(),
         scores,
         cluster: Some(0),
         provenance: Provenance {
@@ -442,6 +486,79 @@ pub fn demo_input(seed: u64) -> ReportInput {
         similarity: 0.958,
         mode: DedupMode::Semantic,
     });
+
+    // The removed records in full, as the dedup side tables hold them.
+    let duplicate_records: Vec<Record> = duplicates
+        .iter()
+        .map(|d| Record {
+            id: d.removed_id.clone(),
+            instruction: Some(d.removed_text.clone()),
+            output: Some("A removed answer: the same task was already in the set.".into()),
+            provenance: Provenance {
+                step: "tasks".into(),
+                teacher: Some("big".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .collect();
+    let rejection = |j: usize, step: &str, reason: &str, detail: String, text: String| Rejection {
+        step: step.into(),
+        record_id: format!("cand-{j:04}"),
+        reason: reason.into(),
+        detail,
+        text,
+    };
+    let mut rejections: Vec<Rejection> = (0..24)
+        .map(|j| {
+            let kept = &records[(j * 37) % records.len()];
+            match j % 4 {
+                0 | 1 => rejection(
+                    j,
+                    "tasks",
+                    "rouge_l",
+                    format!("{:.2} vs {}", 0.71 + j as f64 / 100.0, kept.id),
+                    format!("{} Explain briefly.", kept.prompt_text()),
+                ),
+                2 => rejection(
+                    j,
+                    "tasks",
+                    "keyword",
+                    "contains `image`".into(),
+                    "Draw an image of a sunset over the sea.".into(),
+                ),
+                _ => rejection(
+                    j,
+                    "tasks",
+                    "too_short",
+                    "3 words".into(),
+                    "Sort a list.".into(),
+                ),
+            }
+        })
+        .collect();
+    rejections.push(rejection(
+        99,
+        "kept",
+        "quality<3",
+        "quality 2".into(),
+        MALICIOUS_TEXT.into(),
+    ));
+    let failure = |j: usize, class: &str, status: Option<u16>, message: &str, raw: &str| Failure {
+        step: "tasks".into(),
+        record_id: format!("plan-{j:04}"),
+        class: class.into(),
+        status,
+        message: message.into(),
+        raw: raw.into(),
+    };
+    let failures = vec![
+        failure(1, "parse", None, "the reply is not a numbered task list (no `1.` line)", "Sure! Here are some ideas you might like: cooking, travel and more."),
+        failure(2, "parse", None, "the reply is not a numbered task list (no `1.` line)", "I cannot help with that request."),
+        failure(3, "truncated", None, "finish_reason = length after 1024 tokens", "1. Write a haiku about autumn\n2. Explain how a bicycle gear works\n3. Summarise the plot of"),
+        failure(4, "http_429", Some(429), "rate limited 6 times; retries exhausted", ""),
+        failure(5, "parse", None, "hostile reply kept as raw text", MALICIOUS_TEXT),
+    ];
 
     let kept = records.len() as u64;
     let dups = duplicates.len() as u64;
@@ -543,5 +660,8 @@ pub fn demo_input(seed: u64) -> ReportInput {
             ]
             .into(),
         },
+        duplicate_records,
+        rejections,
+        failures,
     }
 }

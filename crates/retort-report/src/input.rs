@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use retort_core::Record;
+use retort_core::{Failure, Record, Rejection};
 use serde::{Deserialize, Serialize};
 
 /// Everything the report shows. Built by the CLI from a run directory; the report crate
@@ -31,6 +31,18 @@ pub struct ReportInput {
     pub duplicates: Vec<DuplicateRow>,
     /// The run as a whole: status, steps, failures, rejections, tokens and cost.
     pub summary: RunSummaryView,
+    /// The removed duplicates in full (the dedup steps' side tables), matched to
+    /// `duplicates` by `removed_id`, so the records explorer shows their whole text.
+    #[serde(default)]
+    pub duplicate_records: Vec<Record>,
+    /// Records steps rejected on purpose, with their reasons, for the records explorer
+    /// (the run summary's counts cover every rejection, listed here or not).
+    #[serde(default)]
+    pub rejections: Vec<Rejection>,
+    /// Records steps could not produce, with their class and raw text, for the records
+    /// explorer.
+    #[serde(default)]
+    pub failures: Vec<Failure>,
 }
 
 /// What the `cluster` step knows about one cluster.

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clusters::{clusters_section, examples_section, map_section};
 use crate::duplicates::duplicates_section;
+use crate::explorer::explorer_section;
 use crate::html::{esc, truncate, w};
 use crate::input::ReportInput;
 use crate::summary::{status_class, summary};
@@ -44,6 +45,7 @@ pub fn render(input: &ReportInput) -> String {
     clusters_section(&mut out, input, &view);
     examples_section(&mut out, input, &view);
     duplicates_section(&mut out, input);
+    explorer_section(&mut out, input, &view);
     out.push_str("</main>\n");
     w!(
         &mut out,
@@ -88,7 +90,7 @@ fn header(out: &mut String, input: &ReportInput) {
     }
     out.push_str(&bits.join(r#" <span class="dot">·</span> "#));
     out.push_str(
-        r##"</p><nav><a href="#summary">Run summary</a><a href="#map">Map</a><a href="#clusters">Clusters</a><a href="#examples">Examples</a><a href="#duplicates">Duplicates</a></nav></div></header>
+        r##"</p><nav><a href="#summary">Run summary</a><a href="#map">Map</a><a href="#clusters">Clusters</a><a href="#examples">Examples</a><a href="#duplicates">Duplicates</a><a href="#records">Records</a></nav></div></header>
 "##,
     );
 }
@@ -160,19 +162,40 @@ mod tests {
                 ..Default::default()
             },
             records,
+            rejections: vec![retort_core::Rejection {
+                step: PAYLOADS[0].into(),
+                record_id: PAYLOADS[1].into(),
+                reason: PAYLOADS[2].into(),
+                detail: PAYLOADS[0].into(),
+                text: PAYLOADS[1].into(),
+            }],
+            failures: vec![retort_core::Failure {
+                step: PAYLOADS[2].into(),
+                record_id: PAYLOADS[0].into(),
+                class: PAYLOADS[1].into(),
+                message: PAYLOADS[2].into(),
+                raw: PAYLOADS[0].into(),
+                ..Default::default()
+            }],
+            ..Default::default()
         }
     }
 
     #[test]
     fn record_text_never_becomes_markup() {
         let html = render(&hostile_input());
-        // The page's own single script is the only one.
+        // The page's own script and the explorer's inert data block are the only ones.
         assert_eq!(
             html.matches("<script").count(),
-            1,
-            "only the report's own script tag"
+            2,
+            "only the report's own script tag and the data block"
         );
-        assert_eq!(html.matches("</script").count(), 1);
+        assert_eq!(html.matches("</script").count(), 2);
+        assert_eq!(
+            html.matches(r#"<script type="application/json" id="explorer-data">"#)
+                .count(),
+            1
+        );
         assert!(!html.contains("<img"), "no img element from record text");
         assert!(
             !html.contains("alert(1)</"),
@@ -207,6 +230,74 @@ mod tests {
         }
         // Hover titles carry the escaped prompt.
         assert!(html.contains("<title>evil-0&lt;script&gt;"));
+    }
+
+    /// The explorer's JSON data block, parsed.
+    fn explorer_data(html: &str) -> serde_json::Value {
+        let open = r#"<script type="application/json" id="explorer-data">"#;
+        let start = html.find(open).expect("data block") + open.len();
+        let end = start + html[start..].find("</script>").unwrap();
+        let raw = &html[start..end];
+        assert!(
+            !raw.contains('<') && !raw.contains('>') && !raw.contains('&'),
+            "markup characters in the data block must be \\u escapes"
+        );
+        serde_json::from_str(raw).expect("the data block is JSON")
+    }
+
+    #[test]
+    fn explorer_data_carries_every_row_with_its_text_intact() {
+        let input = hostile_input();
+        let data = explorer_data(&render(&input));
+        let kept = data["kept"]["rows"].as_array().unwrap();
+        assert_eq!(kept.len(), input.records.len());
+        // The hostile texts come back unchanged once the JSON is parsed.
+        for (j, (row, p)) in kept.iter().zip(PAYLOADS).enumerate() {
+            assert_eq!(row["i"], format!("evil-{j}{p}"));
+            assert_eq!(row["t"], p);
+            assert_eq!(row["x"][0]["t"], format!("Explain {p} please"));
+            assert_eq!(row["x"][1]["t"], format!("Sure: {p}"));
+            assert_eq!(row["x"][1]["k"], "a");
+        }
+        assert_eq!(data["scores"], serde_json::json!(["quality"]));
+        assert_eq!(data["dups"]["rows"][0]["i"], PAYLOADS[1]);
+        assert_eq!(data["rejects"]["rows"][0]["r"], PAYLOADS[2]);
+        assert_eq!(data["rejects"]["rows"][0]["x"][0]["t"], PAYLOADS[1]);
+        assert_eq!(data["fails"]["rows"][0]["c"], PAYLOADS[1]);
+        assert_eq!(data["fails"]["rows"][0]["x"][1]["t"], PAYLOADS[0]);
+    }
+
+    #[test]
+    fn explorer_rows_of_a_big_run_keep_to_their_text_budget() {
+        use crate::limits::{
+            EXPLORER_MIN_ROW_BYTES, EXPLORER_ROW_BYTES, EXPLORER_TOTAL_TEXT_BYTES,
+        };
+        let long = "word ".repeat(600); // 3,000 bytes
+        let n = 40_000;
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                id: format!("r{i}"),
+                instruction: Some(format!("task {i}")),
+                output: Some(long.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let data = explorer_data(&render(&ReportInput {
+            records,
+            ..Default::default()
+        }));
+        let budget = data["budget"].as_u64().unwrap() as usize;
+        assert_eq!(
+            budget,
+            (EXPLORER_TOTAL_TEXT_BYTES / n).clamp(EXPLORER_MIN_ROW_BYTES, EXPLORER_ROW_BYTES)
+        );
+        for row in data["kept"]["rows"].as_array().unwrap() {
+            let texts = row["x"].as_array().unwrap();
+            let bytes: usize = texts.iter().map(|t| t["t"].as_str().unwrap().len()).sum();
+            assert!(bytes <= budget, "row {} has {bytes} bytes", row["i"]);
+            assert_eq!(texts[1]["n"], 3_000, "the answer is marked as cut");
+            assert!(texts[0]["n"].is_null(), "the short prompt is whole");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A run directory gathered into a [`ReportInput`]: the records to map (a step's
-//! committed parts), cluster summaries, every removed duplicate, and the manifest's run
-//! summary, read through the run-directory contract ([`retort_store::run_dir`]). Used by
-//! the `report` step and `retort report RUN_DIR`.
+//! committed parts), cluster summaries, every removed duplicate, the first rejections and
+//! failures of every step (for the records explorer), and the manifest's run summary,
+//! read through the run-directory contract ([`retort_store::run_dir`]). Used by the
+//! `report` step and `retort report RUN_DIR`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use retort_core::Record;
 use retort_store::{Manifest, RunDir, StepPaths, StoreError};
 
+use crate::limits::EXPLORER_MAX_SIDE_ROWS;
 use crate::{ClusterInfo, DuplicateRow, ReportInput, RunSummaryView, StepRow, TeacherRow};
 
 /// Write the page atomically (unique temp name, then rename).
@@ -83,6 +85,7 @@ pub fn load_run(
         None => vec![],
     };
     let mut duplicates = Vec::new();
+    let mut duplicate_records = Vec::new();
     for s in m.steps.iter().filter(|s| s.kind == "dedup") {
         for d in read_side(run_dir, &s.id, "duplicates")? {
             let mode = d
@@ -93,6 +96,9 @@ pub fn load_run(
                     path: RunDir::new(run_dir).step(&s.id).side("duplicates"),
                     message: format!("record `{}` has no valid dedup_mode", d.id),
                 })?;
+            if duplicate_records.len() < EXPLORER_MAX_SIDE_ROWS {
+                duplicate_records.push(d.clone());
+            }
             duplicates.push(DuplicateRow {
                 removed_id: d.id.clone(),
                 removed_text: d.prompt_text(),
@@ -146,20 +152,39 @@ pub fn load_run(
             cost_usd: c.cost_usd,
         })
         .collect();
-    // Read each step's committed failure parts rather than the run-level table, which is
-    // only gathered when the run ends (a report step runs before that).
+    // Read each step's committed failure and rejection parts rather than the run-level
+    // tables, which are only gathered when the run ends (a report step runs before that).
+    // Every failure is counted; the explorer keeps the first rows of each kind.
     let mut failures_by_class = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut rejections = Vec::new();
     for s in &m.steps {
         let step = RunDir::new(run_dir).step(&s.id);
         let Ok(entries) = std::fs::read_dir(step.dir()) else {
             continue;
         };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if matches!(StepPaths::batch_of(&name), Some(("failures", _))) {
-                for f in retort_store::read_failures(&e.path())? {
-                    *failures_by_class.entry(f.class).or_insert(0u64) += 1;
+        let mut parts: Vec<(String, usize, std::path::PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let (kind, i) = StepPaths::batch_of(&name)?;
+                (kind != "part").then(|| (kind.to_string(), i, e.path()))
+            })
+            .collect();
+        // Part order, so the explorer lists rows as the step committed them.
+        parts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (kind, _, path) in parts {
+            if kind == "failures" {
+                for f in retort_store::read_failures(&path)? {
+                    *failures_by_class.entry(f.class.clone()).or_insert(0u64) += 1;
+                    if failures.len() < EXPLORER_MAX_SIDE_ROWS {
+                        failures.push(f);
+                    }
                 }
+            } else if kind == "rejections" && rejections.len() < EXPLORER_MAX_SIDE_ROWS {
+                let mut rows = retort_store::read_rejections(&path)?;
+                rows.truncate(EXPLORER_MAX_SIDE_ROWS - rejections.len());
+                rejections.extend(rows);
             }
         }
     }
@@ -203,5 +228,8 @@ pub fn load_run(
         clusters,
         duplicates,
         summary,
+        duplicate_records,
+        rejections,
+        failures,
     })
 }

@@ -42,7 +42,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             after: spec.after.clone(),
         }),
         format!(
-            "{} (cluster map, scores, examples, removed duplicates)",
+            "{} (cluster map, scores, examples, removed duplicates, records explorer)",
             o.path
         ),
     ))
