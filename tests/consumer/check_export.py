@@ -38,8 +38,17 @@ except ImportError:
 
 def record_msg():
     # The internal record schema keeps an assistant turn's reasoning apart (nullable).
+    # and its tool calls (arguments as JSON text) and a tool turn's call id and name.
+    call = pa.struct([("id", pa.string()), ("name", pa.string()), ("arguments", pa.string())])
     return pa.struct(
-        [("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())]
+        [
+            ("role", pa.string()),
+            ("content", pa.string()),
+            ("reasoning", pa.string()),
+            ("tool_calls", pa.list_(call)),
+            ("tool_call_id", pa.string()),
+            ("name", pa.string()),
+        ]
     )
 
 
@@ -53,6 +62,7 @@ RECORDS = [
     ("input", pa.string()),
     ("output", pa.string()),
     ("messages", pa.list_(record_msg())),
+    ("tools", pa.string()),
     (
         "candidates",
         pa.list_(

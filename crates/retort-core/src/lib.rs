@@ -11,4 +11,5 @@ pub use positions::PositionSet;
 
 pub use record::{
     content_id, Candidate, ColumnValue, Failure, Message, Pair, Provenance, Record, Rejection,
+    ToolCall,
 };

@@ -3,18 +3,43 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// One chat turn. `role` is `system`, `user` or `assistant` (free text is kept as given,
-/// so datasets with other roles such as `tool` survive a round trip).
+/// One chat turn. `role` is `system`, `user`, `assistant` or `tool` (free text is kept
+/// as given, so datasets with other roles survive a round trip).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
-    /// The answer itself: what scores, judges, filters and dedup read.
+    /// The answer itself: what scores, judges, filters and dedup read. Empty for an
+    /// assistant turn that only calls tools.
     pub content: String,
     /// An assistant turn's reasoning trace, kept apart from `content` so nothing that
     /// grades the answer sees it (`reasoning_content`, `<think>…</think>`, Anthropic
     /// `thinking`, all land here). Exports choose how to write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// The function calls an assistant turn makes (OpenAI `tool_calls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` turn (a function's result): the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// On a `tool` turn: the name of the function whose result this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One function call an assistant turn makes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id (`call_…`), which the `tool` turn answering it repeats; `None` when
+    /// the source had none (ShareGPT-with-tools rows carry no ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The function's name.
+    pub name: String,
+    /// The arguments as JSON text, exactly as the model wrote them (the OpenAI wire
+    /// form). Kept as text so a record never silently changes what the model said;
+    /// steps that need them parsed check them where they are made.
+    pub arguments: String,
 }
 
 impl Message {
@@ -23,7 +48,7 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
-            reasoning: None,
+            ..Default::default()
         }
     }
     /// A `user` message.
@@ -101,6 +126,11 @@ pub struct Record {
     pub output: Option<String>,
     /// Chat turns. For a preference pair these are the prompt turns.
     pub messages: Vec<Message>,
+    /// The functions the conversation may call: OpenAI-format tool definitions
+    /// (`{"type": "function", "function": {"name", "description", "parameters"}}`), as
+    /// loaded or as a `generate` step offered them. Empty for records without tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<serde_json::Value>,
     /// Candidate answers (from `respond`, rated by `judge`).
     pub candidates: Vec<Candidate>,
     /// Set by `pair`.

@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use retort_core::Message;
+use retort_core::{Message, ToolCall};
 
 use crate::StoreError;
 
@@ -173,13 +173,20 @@ impl StrPairList {
     }
 }
 
-/// `list<struct<role, content, reasoning?>>` — the internal schema's chats (messages and
-/// both sides of a pair). `reasoning` is nullable and null for every turn without one.
+/// `list<struct<role, content, reasoning?, tool_calls, tool_call_id?, name?>>` — the
+/// internal schema's chats (messages and both sides of a pair). The optional fields are
+/// null, and `tool_calls` empty, for every turn without one.
 pub(crate) struct MessageList {
     offsets: ListOffsets,
     role: StrCol,
     content: StrCol,
     reasoning: StrCol,
+    calls: ListOffsets,
+    call_id: StrCol,
+    call_name: StrCol,
+    call_args: StrCol,
+    tool_call_id: StrCol,
+    name: StrCol,
 }
 
 impl MessageList {
@@ -189,6 +196,12 @@ impl MessageList {
             role: StrCol::new(name, rows * 2),
             content: StrCol::new(name, rows * 2),
             reasoning: StrCol::new(name, rows * 2),
+            calls: ListOffsets::new(name, rows * 2),
+            call_id: StrCol::new(name, 0),
+            call_name: StrCol::new(name, 0),
+            call_args: StrCol::new(name, 0),
+            tool_call_id: StrCol::new(name, rows * 2),
+            name: StrCol::new(name, rows * 2),
         }
     }
     pub(crate) fn push_messages(&mut self, msgs: &[Message]) -> Result<(), StoreError> {
@@ -196,19 +209,48 @@ impl MessageList {
             self.role.push(&m.role)?;
             self.content.push(&m.content)?;
             self.reasoning.push_opt(m.reasoning.as_deref())?;
+            for c in &m.tool_calls {
+                self.call_id.push_opt(c.id.as_deref())?;
+                self.call_name.push(&c.name)?;
+                self.call_args.push(&c.arguments)?;
+            }
+            self.calls.push(self.call_name.len())?;
+            self.tool_call_id.push_opt(m.tool_call_id.as_deref())?;
+            self.name.push_opt(m.name.as_deref())?;
         }
         self.offsets.push(self.role.len())
     }
-    /// Finish as a list of the given message struct type (role, content, reasoning).
+    /// Finish as a list of the given message struct type (see
+    /// `schema::record_message_struct`).
     pub(crate) fn finish(self, list_type: &DataType) -> Result<ArrayRef, StoreError> {
         let item = list_item(list_type);
         let fields = struct_fields(item.data_type());
+        let call_list = fields
+            .iter()
+            .find(|f| f.name() == "tool_calls")
+            .expect("retort-store internal: message struct has tool_calls")
+            .data_type()
+            .clone();
+        let call_item = list_item(&call_list);
+        let call_values = StructArray::try_new(
+            struct_fields(call_item.data_type()),
+            vec![
+                self.call_id.finish(),
+                self.call_name.finish(),
+                self.call_args.finish(),
+            ],
+            None,
+        )
+        .map_err(|e| StoreError::Schema(e.to_string()))?;
         let values = StructArray::try_new(
             fields.clone(),
             vec![
                 self.role.finish(),
                 self.content.finish(),
                 self.reasoning.finish(),
+                self.calls.finish(call_item, Arc::new(call_values))?,
+                self.tool_call_id.finish(),
+                self.name.finish(),
             ],
             None,
         )
@@ -328,13 +370,25 @@ pub(crate) fn range(l: &ListArray, i: usize) -> std::ops::Range<usize> {
     o[i] as usize..o[i + 1] as usize
 }
 
-/// A message list column's arrays, read by field name. `reasoning` is `None` for files
-/// written before the field existed (their turns have none).
+/// A message list column's arrays, read by field name. The fields added after the first
+/// schema (`reasoning`, `tool_calls`, `tool_call_id`, `name`) are `None` for files
+/// written before they existed (their turns have none).
 pub(crate) struct MessageCols<'a> {
     pub(crate) list: &'a ListArray,
     role: &'a StringArray,
     content: &'a StringArray,
     reasoning: Option<&'a StringArray>,
+    calls: Option<ToolCallCols<'a>>,
+    tool_call_id: Option<&'a StringArray>,
+    name: Option<&'a StringArray>,
+}
+
+/// The `tool_calls` list inside a message struct.
+struct ToolCallCols<'a> {
+    list: &'a ListArray,
+    id: &'a StringArray,
+    name: &'a StringArray,
+    arguments: &'a StringArray,
 }
 
 impl<'a> MessageCols<'a> {
@@ -353,27 +407,70 @@ impl<'a> MessageCols<'a> {
         no_nulls(role, &format!("{name}.role"))?;
         no_nulls(content, &format!("{name}.content"))?;
         no_nulls(items, name)?;
-        let reasoning = match sc.get("reasoning") {
-            Ok(_) => Some(sc.str("reasoning")?),
+        let optional = |field: &str| match sc.get(field) {
+            Ok(_) => sc.str(field).map(Some),
+            Err(_) => Ok(None),
+        };
+        let calls = match sc.get("tool_calls") {
             Err(_) => None,
+            Ok(_) => {
+                let list = sc.list("tool_calls")?;
+                no_nulls(list, &format!("{name}.tool_calls"))?;
+                let items = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<StructArray>()
+                    .ok_or_else(|| {
+                        StoreError::Schema(format!(
+                            "column `{name}.tool_calls` is not a list of structs"
+                        ))
+                    })?;
+                let cc = struct_cols(items, name);
+                let (id, call_name, arguments) =
+                    (cc.str("id")?, cc.str("name")?, cc.str("arguments")?);
+                no_nulls(call_name, &format!("{name}.tool_calls.name"))?;
+                no_nulls(arguments, &format!("{name}.tool_calls.arguments"))?;
+                Some(ToolCallCols {
+                    list,
+                    id,
+                    name: call_name,
+                    arguments,
+                })
+            }
         };
         Ok(MessageCols {
             list,
             role,
             content,
-            reasoning,
+            reasoning: optional("reasoning")?,
+            calls,
+            tool_call_id: optional("tool_call_id")?,
+            name: optional("name")?,
         })
     }
     /// Row `i`'s messages.
     pub(crate) fn messages(&self, i: usize) -> Vec<Message> {
+        let opt = |a: Option<&StringArray>, j| a.and_then(|a| opt_str(a, j)).map(str::to_string);
         range(self.list, i)
             .map(|j| Message {
                 role: self.role.value(j).to_string(),
                 content: self.content.value(j).to_string(),
-                reasoning: self
-                    .reasoning
-                    .and_then(|r| opt_str(r, j))
-                    .map(str::to_string),
+                reasoning: opt(self.reasoning, j),
+                tool_calls: self
+                    .calls
+                    .as_ref()
+                    .map(|c| {
+                        range(c.list, j)
+                            .map(|k| ToolCall {
+                                id: opt_str(c.id, k).map(str::to_string),
+                                name: c.name.value(k).to_string(),
+                                arguments: c.arguments.value(k).to_string(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                tool_call_id: opt(self.tool_call_id, j),
+                name: opt(self.name, j),
             })
             .collect()
     }

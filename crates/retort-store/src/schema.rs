@@ -28,13 +28,28 @@ pub const RECORD_SCHEMA_VERSION: &str = "retort.record.v1";
 /// Schema metadata key carrying the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "retort.schema";
 
-/// `struct<role: utf8, content: utf8, reasoning: utf8?>`: one chat turn of the internal
-/// record schema; `reasoning` is an assistant turn's trace, null elsewhere.
+/// `struct<role, content, reasoning?, tool_calls: list<struct<id?, name, arguments>>,
+/// tool_call_id?, name?>`: one chat turn of the internal record schema. `reasoning` is
+/// an assistant turn's trace, `tool_calls` the functions it calls (arguments as JSON
+/// text), `tool_call_id`/`name` mark a `tool` turn's result; null or empty elsewhere.
 pub fn record_message_struct() -> DataType {
     DataType::Struct(Fields::from(vec![
         utf8("role", false),
         utf8("content", false),
         utf8("reasoning", true),
+        Field::new("tool_calls", list_of(tool_call_struct()), false),
+        utf8("tool_call_id", true),
+        utf8("name", true),
+    ]))
+}
+
+/// `struct<id: utf8?, name: utf8, arguments: utf8>`: one function call of the internal
+/// record schema.
+pub fn tool_call_struct() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        utf8("id", true),
+        utf8("name", false),
+        utf8("arguments", false),
     ]))
 }
 
@@ -98,6 +113,9 @@ pub fn record_schema() -> SchemaRef {
             utf8("input", true),
             utf8("output", true),
             Field::new("messages", record_messages_type(), false),
+            // The tool definitions as one JSON array text (null when none): their
+            // shapes differ per tool, which no fixed Arrow struct can hold.
+            utf8("tools", true),
             Field::new("candidates", candidate_type(), false),
             Field::new("pair", DataType::Struct(pair_fields()), true),
             Field::new("scores", kv_type(DataType::Float64), false),
@@ -131,6 +149,25 @@ fn field_type(schema: &Schema, name: &str) -> DataType {
         .clone()
 }
 
+/// A record's tool definitions as the JSON array text stored in `tools` and written by
+/// exports (`None` when it has none).
+pub(crate) fn tools_json(tools: &[serde_json::Value]) -> Option<String> {
+    (!tools.is_empty()).then(|| serde_json::Value::Array(tools.to_vec()).to_string())
+}
+
+/// The `tools` column's text back as tool definitions.
+fn parse_tools(text: &str, row: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Array(tools)) => Ok(tools),
+        Ok(_) => Err(StoreError::Schema(format!(
+            "column `tools` in row {row} is not a JSON array of tool definitions"
+        ))),
+        Err(e) => Err(StoreError::Schema(format!(
+            "column `tools` in row {row} is not valid JSON ({e})"
+        ))),
+    }
+}
+
 /// Convert records to one batch of [`record_schema`].
 ///
 /// Fails only when a column would exceed Arrow's 2 GiB-per-batch offset limit; write
@@ -143,6 +180,7 @@ pub fn records_to_batch(records: &[Record]) -> Result<RecordBatch, StoreError> {
     let mut input = StrCol::new("input", n);
     let mut output = StrCol::new("output", n);
     let mut messages = MessageList::new("messages", n);
+    let mut tools = StrCol::new("tools", n);
     let mut cands = CandidateCol::new(n);
     let mut pair = PairCol::new(n);
     let mut scores_off = ListOffsets::new("scores", n);
@@ -166,6 +204,7 @@ pub fn records_to_batch(records: &[Record]) -> Result<RecordBatch, StoreError> {
         input.push_opt(r.input.as_deref())?;
         output.push_opt(r.output.as_deref())?;
         messages.push_messages(&r.messages)?;
+        tools.push_opt(tools_json(&r.tools).as_deref())?;
         cands.push(&r.candidates)?;
         pair.push(r.pair.as_ref())?;
         for (k, v) in &r.scores {
@@ -219,6 +258,7 @@ pub fn records_to_batch(records: &[Record]) -> Result<RecordBatch, StoreError> {
         input.finish(),
         output.finish(),
         messages.finish(&field_type(&schema, "messages"))?,
+        tools.finish(),
         cands.finish(&field_type(&schema, "candidates"))?,
         pair.finish()?,
         scores_off.finish(scores_item, Arc::new(scores_struct))?,
@@ -413,6 +453,11 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
     let output = c.str("output")?;
     let messages = MessageCols::read(&c, "messages")?;
     no_nulls(messages.list, "messages")?;
+    // Files written before tool definitions were kept have no `tools` column.
+    let tools = match c.get("tools") {
+        Ok(_) => Some(c.str("tools")?),
+        Err(_) => None,
+    };
 
     let cand_list = c.list("candidates")?;
     no_nulls(cand_list, "candidates")?;
@@ -542,6 +587,10 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
             input: opt_str(input, i).map(str::to_string),
             output: opt_str(output, i).map(str::to_string),
             messages: messages.messages(i),
+            tools: match tools.and_then(|t| opt_str(t, i)) {
+                Some(text) => parse_tools(text, i)?,
+                None => Vec::new(),
+            },
             candidates,
             pair,
             scores,

@@ -183,6 +183,7 @@ fn export_options_read_back_with_their_columns() {
             keep_columns: keep(&["quality", "language", "cluster", "model", "scores.absent"]),
             reasoning: Some(Reasoning::Thinking),
             dataset_info: Some(true),
+            tools: false,
         };
         let p = export(
             dir.path(),

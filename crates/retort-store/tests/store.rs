@@ -48,10 +48,38 @@ fn mixed_records() -> Vec<Record> {
         ..Default::default()
     });
     v.push(r);
+    // Tool calling: definitions on the record, a turn with two calls (one without an
+    // id), the tool's result, and a call on the chosen side of a pair.
+    let mut r = chat_record(1001);
+    r.tools = vec![serde_json::json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})];
+    let mut call = Message::assistant("");
+    call.tool_calls = vec![
+        retort_core::ToolCall {
+            id: Some("call_1".into()),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Oslo"}"#.into(),
+        },
+        retort_core::ToolCall {
+            id: None,
+            name: "get_weather".into(),
+            arguments: "{}".into(),
+        },
+    ];
+    let mut result = Message::new("tool", r#"{"temp": 3}"#);
+    result.tool_call_id = Some("call_1".into());
+    result.name = Some("get_weather".into());
+    r.messages.extend([call.clone(), result]);
+    r.pair = Some(Pair {
+        chosen: vec![call],
+        rejected: vec![Message::assistant("no")],
+        ..Default::default()
+    });
+    v.push(r);
     v
 }
 
-/// A messages column of the 2-field struct retort wrote before `reasoning` existed.
+/// A batch as retort wrote it before `reasoning`, the tool fields and the `tools`
+/// column existed: 2-field message structs, no `tools`.
 fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
     use arrow::array::StructArray;
     let i = batch.schema().index_of("messages").unwrap();
@@ -93,11 +121,14 @@ fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
     fields[i] = Field::new("messages", DataType::List(field), false);
     let mut cols = batch.columns().to_vec();
     cols[i] = Arc::new(old_list);
+    let t = batch.schema().index_of("tools").unwrap();
+    fields.remove(t);
+    cols.remove(t);
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
 }
 
 #[test]
-fn messages_written_before_reasoning_existed_read_without_it() {
+fn records_written_before_reasoning_and_tools_existed_read_without_them() {
     let records = mixed_records();
     let old = without_reasoning(&records_to_batch(&records).unwrap());
     let back = batch_to_records(&old).unwrap();
@@ -109,10 +140,12 @@ fn messages_written_before_reasoning_existed_read_without_it() {
             .collect();
         assert_eq!(b.messages, stripped);
         assert_eq!(b.pair, a.pair);
+        assert!(b.tools.is_empty());
     }
     assert!(records
         .iter()
         .any(|r| r.messages.iter().any(|m| m.reasoning.is_some())));
+    assert!(records.iter().any(|r| !r.tools.is_empty()));
 }
 
 // ---------------------------------------------------------------- schema round trips
@@ -722,7 +755,7 @@ fn inspect_parquet_and_jsonl() {
     assert!(out.contains("cursor = 7"), "{out}");
     assert!(
         out.contains(
-            "messages: list<struct<role: string, content: string, reasoning: string>> not null"
+            "messages: list<struct<role: string, content: string, reasoning: string, tool_calls: list<struct<id: string, name: string, arguments: string>>, tool_call_id: string, name: string>> not null"
         ),
         "{out}"
     );

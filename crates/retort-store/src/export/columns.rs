@@ -14,27 +14,53 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
 use super::jsonl::{jf64, jkey, jopt, js};
 use crate::build::{list_item, list_of, struct_fields, utf8, ListOffsets, StrCol, Validity};
+use retort_core::ToolCall;
 use crate::StoreError;
 
 /// The field names of one kind of turn list: `role`/`content` (messages) or
-/// `from`/`value` (ShareGPT), plus the optional reasoning field.
+/// `from`/`value` (ShareGPT), plus the optional reasoning field and the OpenAI tool
+/// fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TurnShape {
     pub(crate) who: &'static str,
     pub(crate) text: &'static str,
     /// Name of the nullable reasoning field, when the export writes one.
     pub(crate) reasoning: Option<&'static str>,
+    /// Whether turns carry `tool_calls`, `tool_call_id` and `name` (all nullable).
+    pub(crate) tools: bool,
 }
 
 impl TurnShape {
-    /// `list<struct<who, text[, reasoning?]>>`.
+    /// `list<struct<who, text[, reasoning?][, tool_calls?, tool_call_id?, name?]>>`.
     pub(crate) fn data_type(self) -> DataType {
         let mut f = vec![utf8(self.who, false), utf8(self.text, false)];
         if let Some(r) = self.reasoning {
             f.push(utf8(r, true));
         }
+        if self.tools {
+            f.push(Field::new("tool_calls", list_of(openai_call_struct()), true));
+            f.push(utf8("tool_call_id", true));
+            f.push(utf8("name", true));
+        }
         list_of(DataType::Struct(Fields::from(f)))
     }
+}
+
+/// `struct<id?, type, function: struct<name, arguments>>`: a tool call as the OpenAI
+/// chat format and HF chat templates spell it; `arguments` is the JSON text.
+fn openai_call_struct() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        utf8("id", true),
+        utf8("type", false),
+        Field::new(
+            "function",
+            DataType::Struct(Fields::from(vec![
+                utf8("name", false),
+                utf8("arguments", false),
+            ])),
+            false,
+        ),
+    ]))
 }
 
 /// The Arrow type of an export column.
@@ -101,12 +127,22 @@ pub(crate) fn schema_of(columns: &[Column]) -> SchemaRef {
     ))
 }
 
-/// One chat turn as written: who, what, and the reasoning when it is a separate field.
+/// One chat turn as written: who, what, the reasoning when it is a separate field, and
+/// its tool parts (written only by a shape with `tools`).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Turn<'a> {
     pub(crate) who: Cow<'a, str>,
     pub(crate) text: Cow<'a, str>,
     pub(crate) reasoning: Option<Cow<'a, str>>,
+    pub(crate) tool: ToolParts<'a>,
+}
+
+/// A turn's tool calls, or the call id and function name of a tool result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ToolParts<'a> {
+    pub(crate) calls: Cow<'a, [ToolCall]>,
+    pub(crate) call_id: Option<Cow<'a, str>>,
+    pub(crate) name: Option<Cow<'a, str>>,
 }
 
 /// One value of a row, matching its column's [`Kind`].
@@ -223,12 +259,25 @@ impl BatchBuilder {
     }
 }
 
-/// `list<struct<who, text[, reasoning]>>` under construction.
+/// `list<struct<who, text[, reasoning][, tool fields]>>` under construction.
 struct TurnList {
     offsets: ListOffsets,
     who: StrCol,
     text: StrCol,
     reasoning: Option<StrCol>,
+    tools: Option<ToolCols>,
+}
+
+/// The tool fields of a turn list: `tool_calls` (null when a turn makes none),
+/// `tool_call_id`, `name`.
+struct ToolCols {
+    calls: ListOffsets,
+    id: StrCol,
+    kind: StrCol,
+    name: StrCol,
+    arguments: StrCol,
+    call_id: StrCol,
+    result_name: StrCol,
 }
 
 impl TurnList {
@@ -238,6 +287,15 @@ impl TurnList {
             who: StrCol::new(name, rows * 2),
             text: StrCol::new(name, rows * 2),
             reasoning: shape.reasoning.map(|_| StrCol::new(name, rows * 2)),
+            tools: shape.tools.then(|| ToolCols {
+                calls: ListOffsets::new(name, rows * 2),
+                id: StrCol::new(name, 0),
+                kind: StrCol::new(name, 0),
+                name: StrCol::new(name, 0),
+                arguments: StrCol::new(name, 0),
+                call_id: StrCol::new(name, rows * 2),
+                result_name: StrCol::new(name, rows * 2),
+            }),
         }
     }
 
@@ -248,6 +306,21 @@ impl TurnList {
             if let Some(r) = &mut self.reasoning {
                 r.push_opt(t.reasoning.as_deref())?;
             }
+            if let Some(c) = &mut self.tools {
+                if t.tool.calls.is_empty() {
+                    c.calls.push_null();
+                } else {
+                    for call in t.tool.calls.iter() {
+                        c.id.push_opt(call.id.as_deref())?;
+                        c.kind.push("function")?;
+                        c.name.push(&call.name)?;
+                        c.arguments.push(&call.arguments)?;
+                    }
+                    c.calls.push(c.name.len())?;
+                }
+                c.call_id.push_opt(t.tool.call_id.as_deref())?;
+                c.result_name.push_opt(t.tool.name.as_deref())?;
+            }
         }
         self.offsets.push(self.who.len())
     }
@@ -257,6 +330,26 @@ impl TurnList {
         let fields = struct_fields(item.data_type());
         let mut children = vec![self.who.finish(), self.text.finish()];
         children.extend(self.reasoning.map(StrCol::finish));
+        if let Some(c) = self.tools {
+            let call_item = list_item(&list_of(openai_call_struct()));
+            let call_fields = struct_fields(call_item.data_type());
+            let function_fields = struct_fields(call_fields[2].data_type());
+            let function = StructArray::try_new(
+                function_fields,
+                vec![c.name.finish(), c.arguments.finish()],
+                None,
+            )
+            .map_err(|e| StoreError::Schema(e.to_string()))?;
+            let calls = StructArray::try_new(
+                call_fields,
+                vec![c.id.finish(), c.kind.finish(), Arc::new(function)],
+                None,
+            )
+            .map_err(|e| StoreError::Schema(e.to_string()))?;
+            children.push(c.calls.finish(call_item, Arc::new(calls))?);
+            children.push(c.call_id.finish());
+            children.push(c.result_name.finish());
+        }
         let values = StructArray::try_new(fields, children, None)
             .map_err(|e| StoreError::Schema(e.to_string()))?;
         self.offsets.finish(item, Arc::new(values))
@@ -317,7 +410,38 @@ fn json_turns(out: &mut Vec<u8>, shape: TurnShape, turns: &[Turn<'_>]) {
             out.push(b':');
             jopt(out, t.reasoning.as_deref());
         }
+        if shape.tools {
+            json_tool_parts(out, &t.tool);
+        }
         out.push(b'}');
     }
     out.push(b']');
+}
+
+/// `,"tool_calls":[…]|null,"tool_call_id":…,"name":…` — on every turn, null when
+/// absent, for the same reason as the reasoning key.
+fn json_tool_parts(out: &mut Vec<u8>, t: &ToolParts<'_>) {
+    out.extend_from_slice(b",\"tool_calls\":");
+    if t.calls.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'[');
+        for (i, c) in t.calls.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"id\":");
+            jopt(out, c.id.as_deref());
+            out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+            js(out, &c.name);
+            out.extend_from_slice(b",\"arguments\":");
+            js(out, &c.arguments);
+            out.extend_from_slice(b"}}");
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"tool_call_id\":");
+    jopt(out, t.call_id.as_deref());
+    out.extend_from_slice(b",\"name\":");
+    jopt(out, t.name.as_deref());
 }

@@ -16,6 +16,22 @@ use crate::StoreError;
 /// The entry LLaMA-Factory needs for a file of `format` called `file_name`, or `None`
 /// when it has no such format.
 pub(crate) fn entry(format: ExportFormat, file_name: &str) -> Option<Value> {
+    entry_with(format, file_name, false)
+}
+
+/// [`entry`] for an export written with `tools = true`: the ShareGPT entry also names
+/// the `tools` column and the `function_call`/`observation` tags.
+pub(crate) fn entry_with(format: ExportFormat, file_name: &str, tools: bool) -> Option<Value> {
+    let mut e = entry_for(format, file_name)?;
+    if tools && format == ExportFormat::ShareGpt {
+        e["columns"]["tools"] = json!("tools");
+        e["tags"]["function_tag"] = json!("function_call");
+        e["tags"]["observation_tag"] = json!("observation");
+    }
+    Some(e)
+}
+
+fn entry_for(format: ExportFormat, file_name: &str) -> Option<Value> {
     Some(match format {
         ExportFormat::Alpaca => json!({
             "file_name": file_name,
@@ -53,7 +69,11 @@ pub(crate) fn entry(format: ExportFormat, file_name: &str) -> Option<Value> {
 static LOCK: Mutex<()> = Mutex::new(());
 
 /// Add the entry for the export at `path` to `dataset_info.json` beside it.
-pub(crate) fn write_entry(path: &Path, format: ExportFormat) -> Result<(), StoreError> {
+pub(crate) fn write_entry(
+    path: &Path,
+    format: ExportFormat,
+    tools: bool,
+) -> Result<(), StoreError> {
     let file_name = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -62,7 +82,7 @@ pub(crate) fn write_entry(path: &Path, format: ExportFormat) -> Result<(), Store
         .file_stem()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let Some(entry) = entry(format, &file_name) else {
+    let Some(entry) = entry_with(format, &file_name, tools) else {
         return Ok(());
     };
     let info = path.with_file_name("dataset_info.json");

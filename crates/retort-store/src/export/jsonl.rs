@@ -58,7 +58,8 @@ fn jpairs<'x>(
     out.push(b']');
 }
 
-/// Messages in the internal schema's shape: `reasoning` on every turn, null when absent.
+/// Messages in the internal schema's shape: `reasoning`, `tool_calls`, `tool_call_id`
+/// and `name` on every turn, null (or an empty list) when absent.
 fn jrecord_messages(out: &mut Vec<u8>, m: &[Message]) {
     out.push(b'[');
     for (i, m) in m.iter().enumerate() {
@@ -73,6 +74,27 @@ fn jrecord_messages(out: &mut Vec<u8>, m: &[Message]) {
         js(out, &m.content);
         jkey(out, &mut f, "reasoning");
         jopt(out, m.reasoning.as_deref());
+        jkey(out, &mut f, "tool_calls");
+        out.push(b'[');
+        for (k, c) in m.tool_calls.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            let mut g = true;
+            out.push(b'{');
+            jkey(out, &mut g, "id");
+            jopt(out, c.id.as_deref());
+            jkey(out, &mut g, "name");
+            js(out, &c.name);
+            jkey(out, &mut g, "arguments");
+            js(out, &c.arguments);
+            out.push(b'}');
+        }
+        out.push(b']');
+        jkey(out, &mut f, "tool_call_id");
+        jopt(out, m.tool_call_id.as_deref());
+        jkey(out, &mut f, "name");
+        jopt(out, m.name.as_deref());
         out.push(b'}');
     }
     out.push(b']');
@@ -102,6 +124,8 @@ pub(crate) fn record_json(r: &Record, out: &mut Vec<u8>, first: &mut bool) -> Re
     jopt(out, r.output.as_deref());
     jkey(out, first, "messages");
     jrecord_messages(out, &r.messages);
+    jkey(out, first, "tools");
+    jopt(out, crate::schema::tools_json(&r.tools).as_deref());
     jkey(out, first, "candidates");
     out.push(b'[');
     for (i, c) in r.candidates.iter().enumerate() {

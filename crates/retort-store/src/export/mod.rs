@@ -41,7 +41,7 @@ use crate::parquet_io::AtomicParquetWriter;
 use crate::schema::{record_schema, records_to_batch};
 use crate::StoreError;
 use columns::{schema_of, BatchBuilder, Cell, Column, Kind, Row};
-use options::{Answer, ReasoningRule};
+use options::{Answer, TurnRule};
 
 pub use options::{ExportOptions, KeepColumn, Reasoning};
 pub use preference::prompt_id;
@@ -178,7 +178,7 @@ impl ExportFormat {
     }
 
     /// The format's own columns (without `id` and kept columns).
-    fn own_columns(self, rule: ReasoningRule) -> Vec<Column> {
+    fn own_columns(self, rule: TurnRule) -> Vec<Column> {
         if self.is_preference() {
             preference::columns(self, rule)
         } else {
@@ -188,7 +188,7 @@ impl ExportFormat {
 
     /// Every column written with options `o`, in order (not for `records`).
     fn columns(self, o: &ExportOptions) -> Vec<Column> {
-        let mut c = self.own_columns(self.reasoning_rule(o));
+        let mut c = self.own_columns(self.turn_rule(o));
         if self.has_id() && o.include_id {
             c.push(Column::new("id", Kind::Str));
         }
@@ -255,7 +255,7 @@ pub struct Exporter {
     sink: Sink,
     rows: u64,
     columns: Vec<Column>,
-    rule: ReasoningRule,
+    rule: TurnRule,
     options: ExportOptions,
 }
 
@@ -311,7 +311,7 @@ impl Exporter {
                 ExportFormat::Records => Vec::new(),
                 f => f.columns(options),
             },
-            rule: format.reasoning_rule(options),
+            rule: format.turn_rule(options),
             options: options.clone(),
         })
     }
@@ -451,7 +451,7 @@ impl Exporter {
             }
         };
         if self.format.wants_dataset_info(&self.options) {
-            dataset_info::write_entry(&self.path, self.format)?;
+            dataset_info::write_entry(&self.path, self.format, self.rule.tools)?;
         }
         Ok(rows)
     }

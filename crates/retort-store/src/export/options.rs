@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use retort_core::{Message, Record};
 
-use super::columns::{Cell, Column, Kind, Turn};
+use super::columns::{Cell, Column, Kind, ToolParts, Turn};
 use super::ExportFormat;
 
 /// Options of an export beyond its format; [`Default`] is what a bare
@@ -25,6 +25,9 @@ pub struct ExportOptions {
     /// Write a LLaMA-Factory `dataset_info.json` entry next to the file; `None` is the
     /// format's default (on for `alpaca_ranking` only).
     pub dataset_info: Option<bool>,
+    /// Write tool definitions (a `tools` column) and tool calls/results on the turns.
+    /// Default false: a record that has them is then refused, never stripped.
+    pub tools: bool,
 }
 
 impl Default for ExportOptions {
@@ -34,6 +37,7 @@ impl Default for ExportOptions {
             keep_columns: Vec::new(),
             reasoning: None,
             dataset_info: None,
+            tools: false,
         }
     }
 }
@@ -95,19 +99,29 @@ impl Reasoning {
     }
 }
 
-/// The reasoning rule an exporter applies: a mode, or (for a string format left at its
-/// default) refusing a record whose written turns carry a trace, so nothing is lost
-/// without the pipeline saying so.
+/// What an exporter does with a turn's reasoning trace: a mode, or (for a string format
+/// left at its default) refusing a record whose written turns carry a trace, so nothing
+/// is lost without the pipeline saying so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReasoningRule {
     Mode(Reasoning),
     Refuse,
 }
 
-impl ReasoningRule {
-    /// The nullable field of turn structs, if any.
+/// How an exporter writes one chat turn: its reasoning rule, and whether the format's
+/// turns carry tool calls (`tools = true`). Without tools, a record with tool calls, tool
+/// results or tool definitions is refused with the option that would keep them: the
+/// calls are the training signal, never silently stripped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TurnRule {
+    pub(crate) reasoning: ReasoningRule,
+    pub(crate) tools: bool,
+}
+
+impl TurnRule {
+    /// The nullable reasoning field of turn structs, if any.
     pub(crate) fn field(self) -> Option<&'static str> {
-        match self {
+        match self.reasoning {
             ReasoningRule::Mode(m) => m.field(),
             ReasoningRule::Refuse => None,
         }
@@ -119,40 +133,55 @@ impl ReasoningRule {
         who: Cow<'a, str>,
         m: Cow<'a, Message>,
     ) -> Result<Turn<'a>, String> {
-        let (text, reasoning) = match m {
+        if !self.tools && (!m.tool_calls.is_empty() || m.tool_call_id.is_some()) {
+            return Err(format!(
+                "a `{who}` turn {}; set `tools = true` on the export (formats messages, sharegpt, prompt_completion_conversational, prompt_only_conversational write them)",
+                if m.tool_calls.is_empty() { "is a tool result" } else { "calls tools" }
+            ));
+        }
+        let (text, reasoning, tool) = match m {
             Cow::Borrowed(m) => (
                 Cow::Borrowed(m.content.as_str()),
                 m.reasoning.as_deref().map(Cow::Borrowed),
+                ToolParts {
+                    calls: Cow::Borrowed(m.tool_calls.as_slice()),
+                    call_id: m.tool_call_id.as_deref().map(Cow::Borrowed),
+                    name: m.name.as_deref().map(Cow::Borrowed),
+                },
             ),
-            Cow::Owned(m) => (Cow::Owned(m.content), m.reasoning.map(Cow::Owned)),
+            Cow::Owned(m) => (
+                Cow::Owned(m.content),
+                m.reasoning.map(Cow::Owned),
+                ToolParts {
+                    calls: Cow::Owned(m.tool_calls),
+                    call_id: m.tool_call_id.map(Cow::Owned),
+                    name: m.name.map(Cow::Owned),
+                },
+            ),
+        };
+        let turn = |text, reasoning| Turn {
+            who,
+            text,
+            reasoning,
+            tool,
         };
         let Some(r) = reasoning else {
-            return Ok(Turn {
-                who,
-                text,
-                reasoning: None,
-            });
+            return Ok(turn(text, None));
         };
-        match self {
-            ReasoningRule::Mode(Reasoning::ReasoningContent | Reasoning::Thinking) => Ok(Turn {
-                who,
-                text,
-                reasoning: Some(r),
-            }),
-            ReasoningRule::Mode(Reasoning::Inline) => Ok(Turn {
-                who,
-                // The spacing Qwen3's and DeepSeek-R1's templates render, so a
-                // tokenizer that re-parses `<think>` splits it back exactly.
-                text: Cow::Owned(format!("<think>\n{r}\n</think>\n\n{text}")),
-                reasoning: None,
-            }),
-            ReasoningRule::Mode(Reasoning::Drop) => Ok(Turn {
-                who,
-                text,
-                reasoning: None,
-            }),
+        match self.reasoning {
+            ReasoningRule::Mode(Reasoning::ReasoningContent | Reasoning::Thinking) => {
+                Ok(turn(text, Some(r)))
+            }
+            // The spacing Qwen3's and DeepSeek-R1's templates render, so a tokenizer
+            // that re-parses `<think>` splits it back exactly.
+            ReasoningRule::Mode(Reasoning::Inline) => Ok(turn(
+                Cow::Owned(format!("<think>\n{r}\n</think>\n\n{text}")),
+                None,
+            )),
+            ReasoningRule::Mode(Reasoning::Drop) => Ok(turn(text, None)),
             ReasoningRule::Refuse => Err(format!(
-                "a `{who}` turn has a reasoning trace and this format holds plain strings; set `reasoning = \"inline\"` (as <think>…</think>) or `reasoning = \"drop\"` on the export, or use a conversational format"
+                "a `{}` turn has a reasoning trace and this format holds plain strings; set `reasoning = \"inline\"` (as <think>…</think>) or `reasoning = \"drop\"` on the export, or use a conversational format",
+                turn(text, None).who
             )),
         }
     }
@@ -162,6 +191,17 @@ impl ReasoningRule {
         Ok(self
             .turn(Cow::Borrowed(m.role.as_str()), Cow::Borrowed(m))?
             .text)
+    }
+
+    /// Refuse a record whose tool definitions this rule would not write.
+    pub(crate) fn check_tools(self, r: &Record) -> Result<(), String> {
+        if !self.tools && !r.tools.is_empty() {
+            return Err(format!(
+                "the record offers {} tool definition(s); set `tools = true` on the export (formats messages, sharegpt, prompt_completion_conversational, prompt_only_conversational write them)",
+                r.tools.len()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -329,6 +369,17 @@ impl ExportFormat {
                 errs.push("reasoning: the `records` format keeps reasoning in its own field; remove the option".into());
             }
         }
+        if o.tools && !self.writes_tools() {
+            errs.push(format!(
+                "tools = true: `{name}` cannot hold tool calls; use one of {}",
+                ExportFormat::ALL
+                    .into_iter()
+                    .filter(|f| f.writes_tools())
+                    .map(ExportFormat::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if o.dataset_info == Some(true) && !self.has_dataset_info() {
             errs.push(format!(
                 "dataset_info = true: LLaMA-Factory has no entry for `{name}`; it is written for {}",
@@ -341,7 +392,7 @@ impl ExportFormat {
             ));
         }
         if self != ExportFormat::Records {
-            let own = self.own_columns(ReasoningRule::Mode(Reasoning::Drop));
+            let own = self.own_columns(self.turn_rule(o));
             let mut seen: Vec<&str> = own.iter().map(|c| c.name.as_ref()).collect();
             if self.has_id() && o.include_id {
                 seen.push("id");
@@ -361,13 +412,27 @@ impl ExportFormat {
         errs
     }
 
-    /// The reasoning rule for these options.
-    pub(crate) fn reasoning_rule(self, o: &ExportOptions) -> ReasoningRule {
-        match o.reasoning {
-            Some(m) => ReasoningRule::Mode(m),
-            None if self.writes_turns() => ReasoningRule::Mode(Reasoning::ReasoningContent),
-            None => ReasoningRule::Refuse,
+    /// The turn rule for these options.
+    pub(crate) fn turn_rule(self, o: &ExportOptions) -> TurnRule {
+        TurnRule {
+            reasoning: match o.reasoning {
+                Some(m) => ReasoningRule::Mode(m),
+                None if self.writes_turns() => ReasoningRule::Mode(Reasoning::ReasoningContent),
+                None => ReasoningRule::Refuse,
+            },
+            tools: o.tools && self.writes_tools(),
         }
+    }
+
+    /// Whether the format can write tool definitions and tool calls (`tools = true`).
+    pub fn writes_tools(self) -> bool {
+        matches!(
+            self,
+            ExportFormat::Messages
+                | ExportFormat::ShareGpt
+                | ExportFormat::PromptCompletionConversational
+                | ExportFormat::PromptOnlyConversational
+        )
     }
 
     /// Whether a dataset_info.json entry is written with these options.

@@ -10,7 +10,7 @@ use retort_core::{Message, Pair, Record};
 use sha2::{Digest, Sha256};
 
 use super::columns::{Cell, Column, Kind, Row};
-use super::options::{Answer, ReasoningRule};
+use super::options::{Answer, TurnRule};
 use super::sft::{chat_shape, single_user, turns};
 use super::ExportFormat;
 
@@ -48,7 +48,7 @@ fn extra_cells<'a>(d: &Dpo<'a>, with_margin: bool) -> Vec<Cell<'a>> {
 }
 
 /// The columns of a format of this family (without `id` and kept columns).
-pub(crate) fn columns(format: ExportFormat, rule: ReasoningRule) -> Vec<Column> {
+pub(crate) fn columns(format: ExportFormat, rule: TurnRule) -> Vec<Column> {
     let chat = Kind::Turns(chat_shape(rule));
     let mut v = match format {
         ExportFormat::Dpo => vec![
@@ -103,8 +103,9 @@ pub(crate) fn columns(format: ExportFormat, rule: ReasoningRule) -> Vec<Column> 
 pub(crate) fn rows<'a>(
     format: ExportFormat,
     r: &'a Record,
-    rule: ReasoningRule,
+    rule: TurnRule,
 ) -> Result<Vec<(Row<'a>, Answer)>, String> {
+    rule.check_tools(r)?;
     let d = dpo(r)?;
     let p = d.pair;
     Ok(match format {
@@ -263,7 +264,7 @@ fn compact_turns(turns: &[(&str, &str)]) -> Vec<u8> {
 /// The standard (string) view: a single user prompt and one assistant message each.
 fn strings<'d, 'a>(
     d: &'d Dpo<'a>,
-    rule: ReasoningRule,
+    rule: TurnRule,
     conversational: &str,
 ) -> Result<(&'d str, Cow<'a, str>, Cow<'a, str>), String> {
     let prompt = single_user(&d.prompt, conversational)?;
@@ -277,7 +278,7 @@ fn strings<'d, 'a>(
 fn one_answer<'a>(
     m: &'a [Message],
     which: &str,
-    rule: ReasoningRule,
+    rule: TurnRule,
     conversational: &str,
 ) -> Result<Cow<'a, str>, String> {
     match m {

@@ -9,28 +9,42 @@ use std::borrow::Cow;
 use retort_core::{Message, Record};
 
 use super::columns::{Cell, Column, Kind, Row, Turn, TurnShape};
-use super::options::{Answer, ReasoningRule};
+use super::options::{Answer, TurnRule};
 use super::ExportFormat;
+use crate::schema::tools_json;
 
 /// `role`/`content` turns, with the rule's reasoning field.
-pub(crate) fn chat_shape(rule: ReasoningRule) -> TurnShape {
+pub(crate) fn chat_shape(rule: TurnRule) -> TurnShape {
     TurnShape {
         who: "role",
         text: "content",
         reasoning: rule.field(),
+        tools: rule.tools,
     }
 }
 
-fn sharegpt_shape(rule: ReasoningRule) -> TurnShape {
+fn sharegpt_shape(rule: TurnRule) -> TurnShape {
     TurnShape {
         who: "from",
         text: "value",
         reasoning: rule.field(),
+        // ShareGPT-with-tools spells calls and results as turns of their own.
+        tools: false,
     }
 }
 
 /// The columns of a format of this family (without `id` and kept columns).
-pub(crate) fn columns(format: ExportFormat, rule: ReasoningRule) -> Vec<Column> {
+pub(crate) fn columns(format: ExportFormat, rule: TurnRule) -> Vec<Column> {
+    let mut c = own_columns(format, rule);
+    if rule.tools {
+        // The definitions as JSON text: TRL's SFTTrainer `json.loads` a string `tools`,
+        // and LLaMA-Factory's sharegpt `tools` column is one.
+        c.push(Column::new("tools", Kind::OptStr));
+    }
+    c
+}
+
+fn own_columns(format: ExportFormat, rule: TurnRule) -> Vec<Column> {
     let chat = Kind::Turns(chat_shape(rule));
     match format {
         ExportFormat::Messages => vec![Column::new("messages", chat)],
@@ -60,7 +74,20 @@ pub(crate) fn columns(format: ExportFormat, rule: ReasoningRule) -> Vec<Column> 
 pub(crate) fn row<'a>(
     format: ExportFormat,
     r: &'a Record,
-    rule: ReasoningRule,
+    rule: TurnRule,
+) -> Result<(Row<'a>, Answer), String> {
+    rule.check_tools(r)?;
+    let (mut row, answer) = own_row(format, r, rule)?;
+    if rule.tools {
+        row.push(Cell::Text(tools_json(&r.tools).map(Cow::Owned)));
+    }
+    Ok((row, answer))
+}
+
+fn own_row<'a>(
+    format: ExportFormat,
+    r: &'a Record,
+    rule: TurnRule,
 ) -> Result<(Row<'a>, Answer), String> {
     Ok(match format {
         ExportFormat::Messages => (
@@ -77,6 +104,9 @@ pub(crate) fn row<'a>(
                 ],
                 Answer::Response,
             )
+        }
+        ExportFormat::ShareGpt if rule.tools => {
+            (vec![Cell::Turns(sharegpt_tool_turns(&sft_chat(r)?, rule)?)], Answer::Response)
         }
         ExportFormat::ShareGpt => {
             let c = sft_chat(r)?;
@@ -121,7 +151,7 @@ pub(crate) fn row<'a>(
 /// Messages as `role`/`content` turns, roles as written.
 pub(crate) fn turns<'a>(
     msgs: Cow<'a, [Message]>,
-    rule: ReasoningRule,
+    rule: TurnRule,
 ) -> Result<Vec<Turn<'a>>, String> {
     each_turn(msgs, |_| Ok(None), rule)
 }
@@ -131,7 +161,7 @@ pub(crate) fn turns<'a>(
 fn each_turn<'a>(
     msgs: Cow<'a, [Message]>,
     rename: impl Fn(&str) -> Result<Option<&'static str>, String>,
-    rule: ReasoningRule,
+    rule: TurnRule,
 ) -> Result<Vec<Turn<'a>>, String> {
     match msgs {
         Cow::Borrowed(ms) => ms
@@ -229,7 +259,7 @@ pub(crate) struct Alpaca<'a> {
     pub(crate) output: Cow<'a, str>,
 }
 
-fn alpaca(r: &Record, rule: ReasoningRule) -> Result<Alpaca<'_>, String> {
+fn alpaca(r: &Record, rule: TurnRule) -> Result<Alpaca<'_>, String> {
     if let Some(instruction) = r.instruction.as_deref() {
         let output = match r.output.as_deref() {
             Some(o) => Cow::Borrowed(o),
@@ -260,6 +290,58 @@ fn alpaca(r: &Record, rule: ReasoningRule) -> Result<Alpaca<'_>, String> {
             m.len()
         )),
     }
+}
+
+/// ShareGPT-with-tools turns (LLaMA-Factory's `function_call`/`observation` roles): an
+/// assistant turn that calls tools becomes one `function_call` turn whose value is the
+/// call as JSON (`{"name", "arguments"}`, a list for several calls), a `tool` turn an
+/// `observation`. The format has no place for text beside a call, nor for call ids.
+fn sharegpt_tool_turns<'a>(msgs: &[Message], rule: TurnRule) -> Result<Vec<Turn<'a>>, String> {
+    msgs.iter()
+        .map(|m| {
+            if m.tool_calls.is_empty() {
+                let who = if m.role == "tool" {
+                    "observation"
+                } else {
+                    sharegpt_role(&m.role)?
+                };
+                let plain = Message {
+                    tool_call_id: None,
+                    name: None,
+                    ..m.clone()
+                };
+                return rule.turn(Cow::Borrowed(who), Cow::Owned(plain));
+            }
+            if !m.content.trim().is_empty() {
+                return Err("an assistant turn has text beside its tool calls, which ShareGPT's `function_call` turn cannot hold; export `messages` with `tools = true` instead".into());
+            }
+            let calls = m
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    let args: serde_json::Value =
+                        serde_json::from_str(&c.arguments).map_err(|e| {
+                            format!(
+                                "the arguments of a call to `{}` are not valid JSON ({e}), so ShareGPT's `function_call` value cannot hold them",
+                                c.name
+                            )
+                        })?;
+                    Ok(serde_json::json!({"name": c.name, "arguments": args}))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let value = match calls.as_slice() {
+                [one] => one.to_string(),
+                _ => serde_json::Value::Array(calls).to_string(),
+            };
+            let call = Message {
+                role: "function_call".into(),
+                content: value,
+                reasoning: m.reasoning.clone(),
+                ..Default::default()
+            };
+            rule.turn(Cow::Borrowed("function_call"), Cow::Owned(call))
+        })
+        .collect()
 }
 
 fn sharegpt_role(role: &str) -> Result<&'static str, String> {

@@ -17,6 +17,9 @@ pub fn full_record(i: usize) -> Record {
             Message::system("You are helpful."),
             Message::user("把下面的句子翻译成英文：我喜欢在雨天读书。"),
         ],
+        // Tool calls are covered by their own tests: a record with them is refused by
+        // every export without `tools = true`, which these shared records go through.
+        tools: vec![],
         candidates: vec![
             Candidate {
                 teacher: "big".into(),
