@@ -315,10 +315,12 @@ fn hostile_text_stays_inert_in_every_table_and_in_opened_rows() {
         let png = dir.path().join("explorer.png");
         run_chromium_at(
             &page,
-            "#records?cat=6&open=rec-00013",
+            "#records?cat=6&open=rec-00008",
             &[
                 format!("--screenshot={}", png.display()),
-                "--window-size=1400,1600".to_string(),
+                // Tall enough for the whole page: a headless screenshot shows the top of
+                // the page whatever the script scrolled to.
+                "--window-size=1400,10000".to_string(),
             ],
         );
         std::fs::copy(&png, keep).expect("copy screenshot");
