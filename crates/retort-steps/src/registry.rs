@@ -87,6 +87,12 @@ pub const KINDS: &[Kind] = &[
         shape: "streaming",
     },
     Kind {
+        name: "annotate",
+        build: crate::annotate::build,
+        about: "teacher-free columns: languages, lang_mismatch, lengths, repetition, refusal",
+        shape: "streaming",
+    },
+    Kind {
         name: "judge",
         build: crate::judge::build,
         about: "pointwise or position-swapped pairwise judging of candidates",

@@ -5,7 +5,7 @@ use retort_core::Record;
 use serde::Deserialize;
 
 /// A text view of a record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TextView {
     /// `instruction` (or the first user turn for chats).
@@ -17,11 +17,41 @@ pub enum TextView {
     FirstUser,
     /// The final answer.
     Response,
+    /// The prompt and the final answer joined by a blank line: a pair is a duplicate only
+    /// when both sides are.
+    PromptResponse,
     /// Every turn of the chat view, `role: content` per line.
     Chat,
 }
 
 impl TextView {
+    /// Every view, in the order the docs list them.
+    pub const ALL: [TextView; 6] = [
+        TextView::Instruction,
+        TextView::Prompt,
+        TextView::FirstUser,
+        TextView::Response,
+        TextView::PromptResponse,
+        TextView::Chat,
+    ];
+
+    /// The option value that selects this view (`"prompt_response"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            TextView::Instruction => "instruction",
+            TextView::Prompt => "prompt",
+            TextView::FirstUser => "first_user",
+            TextView::Response => "response",
+            TextView::PromptResponse => "prompt_response",
+            TextView::Chat => "chat",
+        }
+    }
+
+    /// The view an option value names, if any.
+    pub fn from_name(name: &str) -> Option<TextView> {
+        TextView::ALL.into_iter().find(|v| v.name() == name)
+    }
+
     /// The text of `r` under this view ("" when the record has none).
     pub fn text(self, r: &Record) -> String {
         match self {
@@ -34,6 +64,11 @@ impl TextView {
                 .map(|m| m.content)
                 .unwrap_or_default(),
             TextView::Response => r.response_text().unwrap_or_default(),
+            TextView::PromptResponse => format!(
+                "{}\n\n{}",
+                r.prompt_text(),
+                r.response_text().unwrap_or_default()
+            ),
             TextView::Chat => r
                 .chat()
                 .iter()
@@ -43,6 +78,10 @@ impl TextView {
         }
     }
 }
+
+/// The label the `embed` step writes on each record: the name of the [`TextView`] its
+/// embedding was computed from, so `dedup` and `cluster` can tell what a vector stands for.
+pub const EMBEDDING_TEXT_LABEL: &str = "embedding_text";
 
 /// A sort key from score columns, higher is better: the record's values of `columns`
 /// in order, missing values lowest.

@@ -19,10 +19,9 @@
 //! ```
 //!
 //! Writes `scores.<aspect>` and `labels.<aspect>_rationale` (when the judge gave one).
-//! With `heuristics`, also `scores.prompt_len_chars`, `prompt_len_words`,
-//! `prompt_repetition`, `prompt_non_ascii_ratio`, `prompt_leaked_markers`, the same five
-//! with `response_` when the record has a response, `response_is_refusal` (0/1), and
-//! `labels.language` (script of the prompt) — see `retort_text::heuristics::features`.
+//! With `heuristics`, also every column of the `annotate` step (languages with their
+//! confidences, `lang_mismatch`, lengths, repetition, refusal, leaked markers), written
+//! by the same function, [`crate::annotate::annotate_record`].
 //!
 //! **Only fully scored records are passed on.** When any aspect of a record fails (the
 //! call errored, the reply had no readable score, or the score was off the scale) the
@@ -184,7 +183,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         opts.scale,
         opts.teacher,
         if opts.heuristics {
-            " + heuristic columns, labels.language"
+            " + the annotate columns (labels.language, scores.lang_mismatch, …)"
         } else {
             ""
         }
@@ -283,19 +282,6 @@ pub(crate) fn parse_failure(
     }
 }
 
-/// Heuristic columns for a record, from `retort_text::heuristics`.
-fn add_heuristics(r: &mut Record) {
-    let prompt = r.prompt_text();
-    let response = r.response_text();
-    for (k, v) in retort_text::heuristics::features(&prompt, response.as_deref()) {
-        r.scores.insert(k, v);
-    }
-    r.labels.insert(
-        "language".into(),
-        retort_text::heuristics::detect_language(&prompt).to_string(),
-    );
-}
-
 #[async_trait]
 impl MapStep for ScoreStep {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
@@ -392,15 +378,8 @@ impl MapStep for ScoreStep {
             records.push(r);
         }
         if self.opts.heuristics {
-            records = ctx
-                .cpu
-                .run(move || {
-                    for r in &mut records {
-                        add_heuristics(r);
-                    }
-                    records
-                })
-                .await;
+            // The same columns, by the same code, as the `annotate` step.
+            records = crate::annotate::annotate_all(ctx, records).await;
         }
         Ok(Batch {
             records,

@@ -4,9 +4,18 @@
 //! (MinHash-LSH over word or CJK character shingles, exact Jaccard check), `semantic`
 //! (cosine over the records' embeddings ≥ τ; partitioned exact search by default, HNSW
 //! on request). Each removed record goes to the `duplicates` side table with
-//! `labels.duplicate_of`, `labels.duplicate_of_text`, `labels.dedup_mode` and
-//! `scores.similarity`, and to rejections.parquet (reason `duplicate_<mode>`); the
-//! semantic mode also writes its measured recall against exact search to the manifest.
+//! `labels.duplicate_of`, `labels.duplicate_of_text` and `labels.duplicate_text` (the
+//! kept and the removed record's compared text), `labels.dedup_mode`,
+//! `labels.dedup_text` (the side compared) and `scores.similarity`, and to
+//! rejections.parquet (reason `duplicate_<mode>`); the semantic mode also writes its
+//! measured recall against exact search to the manifest.
+//!
+//! The side compared is `text` (any [`TextView`]: `prompt` by default, `response` to
+//! find the same answer given to different prompts, `prompt_response` for whole pairs).
+//! `semantic` compares embeddings, so it cannot choose its text: the `embed` step before
+//! it does (`labels.embedding_text`). A `text` set on a semantic dedup is a check that
+//! every record was embedded from that view — a mismatch stops the step with the fix —
+//! and without it the step compares whatever was embedded and reports that view.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +29,7 @@ use serde::Deserialize;
 
 use crate::api::*;
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
-use crate::text_view::{flatten_embeddings, score_key, TextView};
+use crate::text_view::{flatten_embeddings, score_key, TextView, EMBEDDING_TEXT_LABEL};
 
 /// Options of a `dedup` step.
 #[derive(Clone, Debug, Deserialize)]
@@ -28,9 +37,10 @@ use crate::text_view::{flatten_embeddings, score_key, TextView};
 pub struct DedupOptions {
     /// `exact`, `near` or `semantic`.
     pub mode: String,
-    /// Text compared by `exact` and `near` (default `prompt`).
+    /// The side compared. `exact`/`near`: the text hashed (default `prompt`). `semantic`:
+    /// the view the embeddings must have been computed from (checked; default: any).
     #[serde(default)]
-    pub text: TextView,
+    pub text: Option<TextView>,
     /// `near`: Jaccard threshold (default 0.8); `semantic`: cosine threshold (default 0.95).
     #[serde(default)]
     pub threshold: Option<f64>,
@@ -149,8 +159,13 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     if !errs.is_empty() {
         return Err(errs);
     }
+    let side = match (o.mode.as_str(), o.text) {
+        ("semantic", Some(v)) => format!("embeddings of the {} text", v.name()),
+        ("semantic", None) => "embeddings (of whichever text was embedded)".to_string(),
+        (_, v) => format!("the {} text", v.unwrap_or_default().name()),
+    };
     let writes = format!(
-        "records without {} duplicates (removed ones in steps/{}/duplicates.parquet)",
+        "records without {} duplicates of {side} (removed ones in steps/{}/duplicates.parquet)",
         o.mode, spec.id
     );
     Ok(Built::new(Arc::new(Dedup { o }), writes))
@@ -220,6 +235,87 @@ fn near_removals(
     out
 }
 
+/// The side a dedup compared: a text view, or (semantic, records embedded before the
+/// embed step labelled its vectors) embeddings of an unrecorded text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Side {
+    View(TextView),
+    UnlabelledEmbedding,
+}
+
+impl Side {
+    /// What `labels.dedup_text` says.
+    fn name(self) -> &'static str {
+        match self {
+            Side::View(v) => v.name(),
+            Side::UnlabelledEmbedding => "embedding",
+        }
+    }
+
+    /// The text shown for a record (rejections, `duplicate_of_text`): the compared view,
+    /// or the prompt when the embedded text is unknown.
+    fn text(self, r: &Record) -> String {
+        match self {
+            Side::View(v) => v.text(r),
+            Side::UnlabelledEmbedding => r.prompt_text(),
+        }
+    }
+}
+
+/// The view the records' embeddings were computed from (`labels.embedding_text`),
+/// checked against `want` (the step's `text`). Every record must carry the same view;
+/// records with no label at all are accepted only when `text` is not set.
+fn embedded_side(
+    records: &[Record],
+    want: Option<TextView>,
+    step: &str,
+) -> Result<Side, StepError> {
+    let mut seen: Option<(&str, &str)> = None;
+    let mut unlabelled: Option<&str> = None;
+    for r in records {
+        match r.labels.get(EMBEDDING_TEXT_LABEL) {
+            None => unlabelled = unlabelled.or(Some(&r.id)),
+            Some(v) => match seen {
+                None => seen = Some((v, &r.id)),
+                Some((first, id)) if first != v => {
+                    return Err(StepError::Config(format!(
+                        "step `{step}`: records were embedded from different texts (`{first}` for `{id}`, `{v}` for `{}`), so their vectors cannot be compared; hint: embed one text view for every record before a semantic dedup",
+                        r.id
+                    )))
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    let fix = |view: &str| {
+        format!("hint: set text = \"{view}\" on the `embed` step before `{step}`, or change this step's `text`")
+    };
+    match (want, seen, unlabelled) {
+        (Some(w), Some((got, id)), _) if got != w.name() => Err(StepError::Config(format!(
+            "step `{step}`: text = \"{}\" but the records were embedded from their {got} text (record `{id}`, labels.{EMBEDDING_TEXT_LABEL}); {}",
+            w.name(),
+            fix(w.name())
+        ))),
+        (Some(w), _, Some(id)) => Err(StepError::Config(format!(
+            "step `{step}`: text = \"{}\" but record `{id}` has no labels.{EMBEDDING_TEXT_LABEL}, so what its embedding stands for is unknown; {}",
+            w.name(),
+            fix(w.name())
+        ))),
+        (_, Some((got, id)), Some(bare)) => Err(StepError::Config(format!(
+            "step `{step}`: record `{id}` was embedded from its {got} text but record `{bare}` has no labels.{EMBEDDING_TEXT_LABEL}; hint: embed every record with one `embed` step before a semantic dedup"
+        ))),
+        (_, Some((got, _)), None) => Ok(Side::View(
+            TextView::from_name(got).ok_or_else(|| {
+                StepError::Config(format!(
+                    "step `{step}`: labels.{EMBEDDING_TEXT_LABEL} = `{got}` is not a text view; hint: re-run the `embed` step"
+                ))
+            })?,
+        )),
+        (Some(w), None, None) => Ok(Side::View(w)),
+        (None, None, _) => Ok(Side::UnlabelledEmbedding),
+    }
+}
+
 crate::table_step!(Dedup);
 
 #[async_trait]
@@ -237,6 +333,11 @@ impl TableStep for Dedup {
             .collect();
         let o = self.o.clone();
         let mode = o.mode.clone();
+        let side = if mode == "semantic" {
+            embedded_side(&records, o.text, &ctx.step_id)?
+        } else {
+            Side::View(o.text.unwrap_or_default())
+        };
         let (removals, recall) = if mode == "semantic" {
             let (flat, dim) = if n == 0 {
                 (vec![], 0)
@@ -280,7 +381,7 @@ impl TableStep for Dedup {
                 })
                 .await
         } else {
-            let texts: Vec<String> = records.iter().map(|r| o.text.text(r)).collect();
+            let texts: Vec<String> = records.iter().map(|r| side.text(r)).collect();
             let keys2 = keys.clone();
             let rem = ctx
                 .cpu
@@ -319,25 +420,28 @@ impl TableStep for Dedup {
         let mut kept = Vec::with_capacity(n - removed_of.len());
         let kept_info: HashMap<usize, (String, String)> = removed_of
             .values()
-            .map(|(k, _)| (*k, (records[*k].id.clone(), self.o.text.text(&records[*k]))))
+            .map(|(k, _)| (*k, (records[*k].id.clone(), side.text(&records[*k]))))
             .collect();
         for (i, r) in records.into_iter().enumerate() {
             match removed_of.get(&i) {
                 None => kept.push(r),
                 Some((k, sim)) => {
                     let (kid, ktext) = kept_info[k].clone();
+                    let text = side.text(&r);
                     rejections.push(Rejection {
                         step: ctx.step_id.clone(),
                         record_id: r.id.clone(),
                         reason: format!("duplicate_{}", self.o.mode),
                         detail: format!("{sim:.3} vs {kid}"),
-                        text: self.o.text.text(&r),
+                        text: text.clone(),
                     });
                     let mut d = r;
                     d.embedding = None;
                     d.labels.insert("duplicate_of".into(), kid);
                     d.labels.insert("duplicate_of_text".into(), ktext);
                     d.labels.insert("dedup_mode".into(), self.o.mode.clone());
+                    d.labels.insert("dedup_text".into(), side.name().into());
+                    d.labels.insert("duplicate_text".into(), text);
                     d.scores.insert("similarity".into(), *sim);
                     dups.push(d);
                 }
@@ -376,7 +480,8 @@ mod tests {
         Dedup {
             o: DedupOptions {
                 mode: mode.into(),
-                text: TextView::Instruction,
+                // Semantic compares whatever was embedded (these vectors carry no label).
+                text: (mode != "semantic").then_some(TextView::Instruction),
                 threshold: None,
                 num_perm: 128,
                 bands: 32,

@@ -1,6 +1,8 @@
 //! `embed`: a vector per record from the pipeline's embedder (the embedded MiniLM or an
-//! embeddings endpoint), stored in `Record.embedding`. The runner's embedder caches
-//! vectors by text hash, so a resumed or repeated run does not recompute them.
+//! embeddings endpoint), stored in `Record.embedding`, with the name of the text view it
+//! was computed from in `labels.embedding_text` (semantic `dedup` checks it). The
+//! runner's embedder caches vectors by text hash, so a resumed or repeated run does not
+//! recompute them.
 
 use std::sync::Arc;
 
@@ -10,14 +12,14 @@ use serde::Deserialize;
 
 use crate::api::*;
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
-use crate::text_view::TextView;
+use crate::text_view::{TextView, EMBEDDING_TEXT_LABEL};
 
 /// Options of an `embed` step.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedOptions {
     /// Which text to embed: `instruction`, `prompt` (instruction + input, default),
-    /// `first_user`, `response` or `chat`.
+    /// `first_user`, `response`, `prompt_response` or `chat`.
     #[serde(default)]
     pub text: TextView,
     /// Texts per embedder call.
@@ -43,7 +45,10 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     }
     Ok(Built::new(
         Arc::new(Embed { o: o.clone() }),
-        format!("records with an embedding of their {:?} text", o.text).to_lowercase(),
+        format!(
+            "records with an embedding of their {} text (labels.{EMBEDDING_TEXT_LABEL})",
+            o.text.name()
+        ),
     ))
 }
 
@@ -64,6 +69,8 @@ impl MapStep for Embed {
                     for (r, v) in chunk.iter().zip(vecs) {
                         let mut r = r.clone();
                         r.embedding = Some(v);
+                        r.labels
+                            .insert(EMBEDDING_TEXT_LABEL.into(), self.o.text.name().into());
                         out.records.push(r);
                     }
                 }
