@@ -336,6 +336,12 @@ impl Backend for LocalTeacher {
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, TeacherError> {
+        if !req.tools.is_empty() {
+            // Not a silent fallback to plain text: a tool-calling step must know.
+            return Err(TeacherError::Other(
+                "the embedded teacher cannot call tools; offer `tools` to an OpenAI-compatible or Anthropic teacher".to_string(),
+            ));
+        }
         let (reply, rx) = oneshot::channel();
         let tx = self
             .tx
@@ -680,6 +686,7 @@ impl Engine<'_> {
                 model: self.model_id.clone(),
                 cached: false,
                 reasoning: None,
+                tool_calls: Vec::new(),
             };
             let _ = seq.reply.send(Ok(response));
         }

@@ -156,6 +156,9 @@ pub struct MockConfig {
     /// that enforces `response_format` does. Off: the schema is ignored and the reply is
     /// the usual text, as many servers do with an unknown option.
     pub honour_schema: bool,
+    /// Answer a request that offers `tools` by calling one (see the `tools` module),
+    /// and in text once the last turn is the tool's result.
+    pub call_tools: bool,
     /// Seed of the random injection.
     pub seed: u64,
     /// Keep a log entry per request. Off for long benchmarks to keep memory flat.
@@ -190,6 +193,7 @@ impl Default for MockConfig {
             echo_auth: false,
             reasoning: None,
             honour_schema: true,
+            call_tools: false,
             seed: 7,
             record: true,
         }

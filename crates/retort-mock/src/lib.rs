@@ -15,7 +15,7 @@
 //! requests-per-minute quota with OpenAI / Anthropic rate-limit headers, and go down
 //! for a while ([`MockServer::outage`]) and come back on the same port.
 
-// Imports only go down this list, never back up: structured, config, request_log and
+// Imports only go down this list, never back up: structured, tools (uses structured), config, request_log and
 // draw are leaves (config names structured's shape); ratelimit uses config; state holds a bucket and the log; replies and faults add
 // their own `impl State` blocks (faults answers with `replies::json_response`); routes
 // uses all of them; server uses routes.
@@ -29,6 +29,7 @@ mod routes;
 mod server;
 mod state;
 mod structured;
+mod tools;
 
 pub use config::{ErrorRule, Injected, MockConfig, ReplyFn, ReplyRule, RetryAfterStyle};
 pub use draw::lognormal_delay;

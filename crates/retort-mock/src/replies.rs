@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::draw::mix;
 use crate::state::State;
 use crate::structured::ReasoningShape;
+use crate::tools::MockCall;
 
 /// An answer that says it is JSON; the injected faults keep the header while breaking
 /// the body, as a misbehaving upstream does.
@@ -123,11 +124,23 @@ pub(crate) fn openai_body(
     reply: String,
     length: bool,
     trace: Option<String>,
+    call: Option<MockCall>,
 ) -> String {
     let (content, cut) = cut_reply(reply, length);
     let pt = rough_tokens(&prompt_chars(body));
     let ct = rough_tokens(&content) + trace.as_deref().map_or(0, rough_tokens);
     let mut message = json!({"role": "assistant", "content": content});
+    let mut finish = if cut { "length" } else { "stop" };
+    if let Some(c) = call {
+        // A turn that only calls: null content, the arguments as JSON text.
+        message["content"] = Value::Null;
+        message["tool_calls"] = json!([{
+            "id": format!("call_mock_{seq}"),
+            "type": "function",
+            "function": {"name": c.name, "arguments": c.arguments.to_string()},
+        }]);
+        finish = "tool_calls";
+    }
     match (state.cfg.reasoning, trace) {
         (Some(ReasoningShape::ReasoningContent), Some(t)) => {
             message["reasoning_content"] = t.into()
@@ -146,7 +159,7 @@ pub(crate) fn openai_body(
         "choices": [{
             "index": 0,
             "message": message,
-            "finish_reason": if cut { "length" } else { "stop" },
+            "finish_reason": finish,
         }],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     })
@@ -154,6 +167,7 @@ pub(crate) fn openai_body(
 }
 
 /// A `/v1/messages` answer.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn anthropic_body(
     state: &State,
     seq: u64,
@@ -162,6 +176,7 @@ pub(crate) fn anthropic_body(
     length: bool,
     trace: Option<String>,
     structured: bool,
+    call: Option<MockCall>,
 ) -> String {
     let (content, cut) = cut_reply(reply, length);
     let pt = rough_tokens(&prompt_chars(body));
@@ -178,13 +193,19 @@ pub(crate) fn anthropic_body(
         }
         _ => blocks.push(json!({"type": "text", "text": content})),
     }
+    let mut stop = if cut { "max_tokens" } else { "end_turn" };
+    if let Some(c) = call {
+        blocks.retain(|b| b["type"] == "thinking");
+        blocks.push(json!({"type": "tool_use", "id": format!("toolu_mock_{seq}"), "name": c.name, "input": c.arguments}));
+        stop = "tool_use";
+    }
     json!({
         "id": format!("msg_mock_{seq}"),
         "type": "message",
         "role": "assistant",
         "model": state.cfg.model,
         "content": blocks,
-        "stop_reason": if cut { "max_tokens" } else { "end_turn" },
+        "stop_reason": stop,
         "stop_sequence": null,
         "usage": {"input_tokens": pt, "output_tokens": ct},
     })

@@ -240,11 +240,16 @@ fn answer(
         let thinks = state.cfg.reasoning.is_some()
             || (anthropic && body.get("thinking").is_some_and(|t| t["type"] == "enabled"));
         let trace = thinks.then(|| crate::structured::trace_for(user));
+        let call = if state.cfg.call_tools {
+            crate::tools::call_for(body, user)
+        } else {
+            None
+        };
         if anthropic {
             let structured = schema.is_some() && state.cfg.honour_schema;
-            anthropic_body(state, seq, body, reply, length, trace, structured)
+            anthropic_body(state, seq, body, reply, length, trace, structured, call)
         } else {
-            openai_body(state, seq, body, reply, length, trace)
+            openai_body(state, seq, body, reply, length, trace, call)
         }
     };
     let text = match garbled(inj, &full) {

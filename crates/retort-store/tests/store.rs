@@ -51,7 +51,9 @@ fn mixed_records() -> Vec<Record> {
     // Tool calling: definitions on the record, a turn with two calls (one without an
     // id), the tool's result, and a call on the chosen side of a pair.
     let mut r = chat_record(1001);
-    r.tools = vec![serde_json::json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})];
+    r.tools = vec![
+        serde_json::json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}),
+    ];
     let mut call = Message::assistant("");
     call.tool_calls = vec![
         retort_core::ToolCall {

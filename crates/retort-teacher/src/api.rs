@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use retort_core::Message;
+use retort_core::{Message, ToolCall};
 use serde::{Deserialize, Serialize};
 
 /// A chat completion request, provider-neutral. Everything that changes the answer is
@@ -25,6 +25,15 @@ pub struct ChatRequest {
     /// `reasoning_effort` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_reasoning_tokens: Option<u32>,
+    /// Functions the model may call, as OpenAI-format tool definitions
+    /// (`{"type": "function", "function": {"name", "description", "parameters"}}`).
+    /// Skipped when empty so requests without tools keep their cache keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<serde_json::Value>,
+    /// OpenAI `tool_choice` (`"auto"`, `"required"`, `"none"`, or one function), passed
+    /// through as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// The JSON Schema a request's `response_format` asks for: OpenAI's
@@ -55,6 +64,8 @@ pub fn requested_schema(
 pub enum FinishReason {
     Stop,
     Length,
+    /// The model stopped to call tools (OpenAI `tool_calls`, Anthropic `tool_use`).
+    ToolCalls,
     Other,
 }
 
@@ -81,6 +92,9 @@ pub struct ChatResponse {
     /// of `content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// The functions the model called (arguments as the JSON text it wrote).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl ChatResponse {
@@ -320,6 +334,7 @@ mod tests {
             model: "m".into(),
             cached: false,
             reasoning: None,
+            tool_calls: Vec::new(),
         };
         r.split_think();
         (r.content, r.reasoning)
@@ -365,6 +380,7 @@ mod tests {
             model: "m".into(),
             cached: false,
             reasoning: Some("server".into()),
+            tool_calls: Vec::new(),
         };
         r.split_think();
         assert_eq!(r.content, "<think>x</think>y");

@@ -955,3 +955,104 @@ async fn a_schema_goes_to_each_api_in_its_own_form() {
         serde_json::json!({"type": "object"})
     );
 }
+
+/// A request that offers one tool, after a conversation in which the model already
+/// called it and got its result.
+fn tool_request(text: &str) -> ChatRequest {
+    let mut call = Message::assistant("");
+    call.tool_calls = vec![retort_core::ToolCall {
+        id: Some("call_0".into()),
+        name: "get_weather".into(),
+        arguments: r#"{"city":"Rome"}"#.into(),
+    }];
+    let mut result = Message::new("tool", r#"{"temp": 21}"#);
+    result.tool_call_id = Some("call_0".into());
+    result.name = Some("get_weather".into());
+    ChatRequest {
+        messages: vec![
+            Message::user("Weather in Rome?"),
+            call,
+            result,
+            Message::user(text),
+        ],
+        max_tokens: Some(64),
+        tools: vec![serde_json::json!({"type": "function", "function": {
+            "name": "get_weather", "description": "Current weather",
+            "parameters": {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}}})],
+        tool_choice: Some(serde_json::json!("auto")),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_go_to_each_api_in_its_own_form_and_calls_come_back() {
+    let mock = MockServer::start(MockConfig {
+        call_tools: true,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ResponseCache::open(dir.path().join("cache.sqlite")).unwrap());
+    let c = cfg(&mock.base_url());
+    let a = client(&c, &shared(Some(cache.clone()), true))
+        .chat("s", tool_request("And Paris?"))
+        .await
+        .unwrap();
+    assert_eq!(a.finish_reason, retort_teacher::FinishReason::ToolCalls);
+    assert_eq!(a.content, "");
+    assert_eq!(a.tool_calls.len(), 1);
+    assert_eq!(a.tool_calls[0].name, "get_weather");
+    let args: serde_json::Value = serde_json::from_str(&a.tool_calls[0].arguments).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+    // The history went out in OpenAI's shape: the call with its id, the result with
+    // the id it answers; tools and tool_choice as given.
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[0].body).unwrap();
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], "call_0");
+    assert_eq!(
+        sent["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        r#"{"city":"Rome"}"#
+    );
+    assert_eq!(sent["messages"][2]["tool_call_id"], "call_0");
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(sent["tool_choice"], "auto");
+    // From the cache, the same calls.
+    cache.flush().await.unwrap();
+    let b = client(&c, &shared(Some(cache.clone()), true))
+        .chat("s", tool_request("And Paris?"))
+        .await
+        .unwrap();
+    assert!(b.cached);
+    assert_eq!(b.tool_calls, a.tool_calls);
+
+    // Anthropic: definitions as input_schema tools, the call as a tool_use block, the
+    // result as a tool_result block of a user turn; the answer's tool_use comes back as
+    // a call.
+    std::env::set_var("RETORT_TEST_TOOLS_KEY", "ak-tools-123456");
+    let mut ac = TeacherConfig::new(Provider::Anthropic, "claude-mock");
+    ac.base_url = Some(mock.root_url());
+    ac.api_key_env = Some("RETORT_TEST_TOOLS_KEY".into());
+    let anth = client(&ac, &shared(None, true));
+    let a = anth.chat("s", tool_request("And Paris?")).await.unwrap();
+    assert_eq!(a.tool_calls.len(), 1, "{a:?}");
+    assert_eq!(a.tool_calls[0].name, "get_weather");
+    assert!(a.tool_calls[0].id.as_deref().unwrap().starts_with("toolu_"));
+    let sent: serde_json::Value = serde_json::from_str(&mock.log()[1].body).unwrap();
+    assert_eq!(sent["tools"][0]["input_schema"]["required"][0], "city");
+    assert_eq!(sent["tool_choice"], serde_json::json!({"type": "auto"}));
+    assert_eq!(sent["messages"][1]["content"][0]["type"], "tool_use");
+    assert_eq!(sent["messages"][1]["content"][0]["input"]["city"], "Rome");
+    assert_eq!(sent["messages"][2]["role"], "user");
+    assert_eq!(sent["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(sent["messages"][2]["content"][0]["tool_use_id"], "call_0");
+    // Once the last turn is the tool's result, the model answers in text.
+    let mut done = tool_request("unused");
+    done.messages.pop();
+    let a = anth.chat("s", done).await.unwrap();
+    assert!(a.tool_calls.is_empty() && !a.content.is_empty(), "{a:?}");
+    // A schema and tools in one Anthropic request cannot both be honoured: an error.
+    let mut both = tool_request("x");
+    both.response_format = Some(serde_json::json!({"type": "object"}));
+    let e = anth.chat("s", both).await.unwrap_err().to_string();
+    assert!(e.contains("both"), "{e}");
+}

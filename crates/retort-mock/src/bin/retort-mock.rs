@@ -88,6 +88,10 @@ struct Args {
     /// without structured outputs does.
     #[arg(long)]
     ignore_schema: bool,
+    /// Answer requests that offer `tools` by calling one (arguments valid for its
+    /// parameter schema), and in text once the last turn is the tool's result.
+    #[arg(long)]
+    call_tools: bool,
     /// Random seed of the injection.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -154,6 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         echo_auth: a.echo_auth,
         reasoning: a.reasoning,
         honour_schema: !a.ignore_schema,
+        call_tools: a.call_tools,
         seed: a.seed,
         // A long manual run must not grow without bound.
         record: false,

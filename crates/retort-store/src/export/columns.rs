@@ -14,8 +14,8 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
 use super::jsonl::{jf64, jkey, jopt, js};
 use crate::build::{list_item, list_of, struct_fields, utf8, ListOffsets, StrCol, Validity};
-use retort_core::ToolCall;
 use crate::StoreError;
+use retort_core::ToolCall;
 
 /// The field names of one kind of turn list: `role`/`content` (messages) or
 /// `from`/`value` (ShareGPT), plus the optional reasoning field and the OpenAI tool
@@ -38,7 +38,11 @@ impl TurnShape {
             f.push(utf8(r, true));
         }
         if self.tools {
-            f.push(Field::new("tool_calls", list_of(openai_call_struct()), true));
+            f.push(Field::new(
+                "tool_calls",
+                list_of(openai_call_struct()),
+                true,
+            ));
             f.push(utf8("tool_call_id", true));
             f.push(utf8("name", true));
         }

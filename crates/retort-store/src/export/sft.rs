@@ -105,9 +105,10 @@ fn own_row<'a>(
                 Answer::Response,
             )
         }
-        ExportFormat::ShareGpt if rule.tools => {
-            (vec![Cell::Turns(sharegpt_tool_turns(&sft_chat(r)?, rule)?)], Answer::Response)
-        }
+        ExportFormat::ShareGpt if rule.tools => (
+            vec![Cell::Turns(sharegpt_tool_turns(&sft_chat(r)?, rule)?)],
+            Answer::Response,
+        ),
         ExportFormat::ShareGpt => {
             let c = sft_chat(r)?;
             let t = each_turn(c, |role| sharegpt_role(role).map(Some), rule)?;
@@ -149,10 +150,7 @@ fn own_row<'a>(
 }
 
 /// Messages as `role`/`content` turns, roles as written.
-pub(crate) fn turns<'a>(
-    msgs: Cow<'a, [Message]>,
-    rule: TurnRule,
-) -> Result<Vec<Turn<'a>>, String> {
+pub(crate) fn turns<'a>(msgs: Cow<'a, [Message]>, rule: TurnRule) -> Result<Vec<Turn<'a>>, String> {
     each_turn(msgs, |_| Ok(None), rule)
 }
 

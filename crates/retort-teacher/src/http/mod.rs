@@ -193,6 +193,7 @@ pub(crate) fn finish(s: Option<&str>) -> FinishReason {
     match s {
         Some("stop") | Some("eos") | Some("end_turn") | Some("stop_sequence") => FinishReason::Stop,
         Some("length") | Some("max_tokens") => FinishReason::Length,
+        Some("tool_calls") | Some("tool_use") | Some("function_call") => FinishReason::ToolCalls,
         _ => FinishReason::Other,
     }
 }

@@ -10,13 +10,58 @@ use super::pool::EndpointPool;
 use super::{body_preview, estimate_usage, finish, with_extra, ChatWire};
 use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, RawChat, TeacherError, Usage};
 use crate::config::TeacherConfig;
+use retort_core::{Message, ToolCall};
 
-/// A turn as sent: role and content only. A stored trace is never sent back (DeepSeek
-/// rejects `reasoning_content` in input messages; no server needs it).
+/// A turn as sent: role, content and the tool parts. A stored trace is never sent back
+/// (DeepSeek rejects `reasoning_content` in input messages; no server needs it).
 #[derive(Serialize)]
 struct OaiTurn<'a> {
     role: &'a str,
     content: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OaiCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OaiCallOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OaiFunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct OaiFunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl<'a> OaiTurn<'a> {
+    fn of(m: &'a Message) -> OaiTurn<'a> {
+        OaiTurn {
+            role: &m.role,
+            content: &m.content,
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .map(|c| OaiCallOut {
+                    id: c.id.as_deref(),
+                    kind: "function",
+                    function: OaiFunctionOut {
+                        name: &c.name,
+                        arguments: &c.arguments,
+                    },
+                })
+                .collect(),
+            tool_call_id: m.tool_call_id.as_deref(),
+            name: m.name.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -37,6 +82,10 @@ struct OaiRequest<'a> {
     response_format: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
+    tools: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +116,23 @@ struct OaiMessage {
     /// OpenRouter and others.
     #[serde(default)]
     reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<OaiCallIn>>,
+}
+
+#[derive(Deserialize)]
+struct OaiCallIn {
+    #[serde(default)]
+    id: Option<String>,
+    function: OaiFunctionIn,
+}
+
+#[derive(Deserialize)]
+struct OaiFunctionIn {
+    name: String,
+    /// A JSON string per the OpenAI spec; some servers (Ollama) send the object itself.
+    #[serde(default)]
+    arguments: Value,
 }
 
 #[derive(Deserialize)]
@@ -142,9 +208,25 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         .reasoning_content
         .or(message.reasoning)
         .filter(|r| !r.is_empty());
-    // A reasoning model cut during its trace answers with `content: null`.
+    let tool_calls: Vec<ToolCall> = message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| ToolCall {
+            id: c.id,
+            name: c.function.name,
+            arguments: match c.function.arguments {
+                Value::String(s) => s,
+                Value::Null => "{}".to_string(),
+                other => other.to_string(),
+            },
+        })
+        .collect();
+    // A reasoning model cut during its trace, and a turn that only calls tools, answer
+    // with `content: null`.
     let content = match (message.content, &reasoning) {
         (Some(c), _) => c,
+        (None, _) if !tool_calls.is_empty() => String::new(),
         (None, Some(_)) => String::new(),
         (None, None) => {
             return Err(TeacherError::BadResponse(
@@ -153,7 +235,7 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         }
     };
     let finish_reason = finish(choice.finish_reason.as_deref());
-    if content.trim().is_empty() && finish_reason != FinishReason::Length {
+    if content.trim().is_empty() && tool_calls.is_empty() && finish_reason != FinishReason::Length {
         return Err(TeacherError::BadResponse("empty answer".to_string()));
     }
     let usage = r.usage.map(|u| Usage {
@@ -167,6 +249,7 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         model: r.model.unwrap_or_else(|| model.to_string()),
         cached: false,
         reasoning,
+        tool_calls,
     })
 }
 
@@ -187,14 +270,7 @@ impl Backend for OpenAiBackend {
     async fn chat_raw(&self, req: &ChatRequest) -> Result<RawChat, TeacherError> {
         let wire = OaiRequest {
             model: &self.cfg.model,
-            messages: req
-                .messages
-                .iter()
-                .map(|m| OaiTurn {
-                    role: &m.role,
-                    content: &m.content,
-                })
-                .collect(),
+            messages: req.messages.iter().map(OaiTurn::of).collect(),
             temperature: req.temperature,
             top_p: req.top_p,
             max_tokens: req.max_tokens,
@@ -202,6 +278,8 @@ impl Backend for OpenAiBackend {
             seed: req.seed,
             response_format: req.response_format.as_ref().map(response_format),
             reasoning_effort: req.reasoning_effort.as_deref(),
+            tools: &req.tools,
+            tool_choice: req.tool_choice.as_ref(),
         };
         let body = with_extra(&wire, &self.cfg.extra_body)?;
         self.wire
@@ -234,6 +312,19 @@ mod tests {
         assert_eq!(e.class(), "bad_response");
         let e = parse_openai(br#"{"choices":[{"message":{"con"#, "x").unwrap_err();
         assert!(e.to_string().contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn tool_calls_are_read_with_null_content() {
+        let body = br#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"type":"function","function":{"name":"now","arguments":{"tz":"UTC"}}}]},"finish_reason":"tool_calls"}]}"#;
+        let r = parse_openai(body, "x").unwrap();
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(r.content, "");
+        assert_eq!(r.tool_calls.len(), 2);
+        assert_eq!(r.tool_calls[0].id.as_deref(), Some("call_1"));
+        assert_eq!(r.tool_calls[0].arguments, r#"{"city":"Paris"}"#);
+        // An object instead of the spec's string is kept as its JSON text.
+        assert_eq!(r.tool_calls[1].arguments, r#"{"tz":"UTC"}"#);
     }
 
     #[test]
