@@ -202,12 +202,14 @@ for r in rows:
     assert 1 <= len(a["content"]) <= 500, a
     assert r["difficulty"] in (1.0, 2.0, 3.0, 4.0, 5.0), r["difficulty"]
     assert r["category"] == topics[r["id"]]["category"], r
-    # The question replaced the topic: the reply went where `fields` said.
-    assert q["content"] != topics[r["id"]]["topic"], r
+# The Alpaca file holds the same question/solution pairs.
+alpaca = sorted((json.loads(l)["instruction"], json.loads(l)["output"]) for l in open('{}'))
+assert alpaca == sorted((r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows)
 print("ok", len(rows))
 "#,
         out.join("sft.parquet").display(),
         repo_root().join("seeds/topics.jsonl").display(),
+        out.join("qa.jsonl").display(),
     ));
     assert_eq!(checked, format!("ok {n}"));
 }
