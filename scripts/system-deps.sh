@@ -24,7 +24,10 @@ fi
 # TRL's dataset helpers (trl.data_utils) need no torch, but TRL's own requirements pull
 # it in through accelerate; so TRL goes in without its dependencies, after the ones
 # trl.data_utils imports. The pin is the version the checks were written against.
-if ! python3 -c "import datasets, tokenizers, transformers, trl.data_utils" >/dev/null 2>&1; then
+# huggingface_hub (and pyyaml) are also what the dataset-card and `retort push` checks
+# use: tests/consumer/check_card.py and hub_upload.py, the official client against the
+# Hub stand-in.
+if ! python3 -c "import datasets, huggingface_hub, yaml, tokenizers, transformers, trl.data_utils" >/dev/null 2>&1; then
   echo "==> pip install datasets transformers tokenizers, then trl without dependencies"
   python3 -m pip install -q "datasets>=4.7" "transformers>=4.56.2" tokenizers jinja2 \
     "pandas>=2.1.1" "pyyaml>=6.0.1" packaging "huggingface_hub>=0.34"
