@@ -9,11 +9,12 @@ use retort_steps::Shape;
 use retort_teacher::{EmbedderConfig, TeacherConfig};
 use sha2::{Digest, Sha256};
 
-use crate::pipeline::{apply_set, CompileError, Source};
+use crate::pipeline::{apply_set, check_card_keys, CompileError, Source};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "description",
+    "license",
     "seed",
     "max_budget_usd",
     "teachers",
@@ -141,6 +142,8 @@ pub fn compile_limited(
             );
         }
     }
+
+    check_card_keys(&source, &doc, &mut errors);
 
     let base_dir = path
         .parent()

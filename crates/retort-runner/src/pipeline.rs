@@ -147,6 +147,28 @@ impl Source {
     }
 }
 
+/// The pipeline-level text keys the dataset card reads: `description` (what the dataset
+/// is for) and `license` (a Hub license id such as `apache-2.0`). Both optional; when
+/// present each must be a non-empty string.
+pub fn check_card_keys(source: &Source, doc: &toml::Table, errors: &mut Vec<CompileError>) {
+    for key in ["description", "license"] {
+        match doc.get(key) {
+            None => {}
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => {}
+            Some(v) => errors.push(source.error(
+                source.key_line(key, 1, usize::MAX / 2),
+                None,
+                format!("`{key}` must be a non-empty string; got {v}"),
+                Some(if key == "license" {
+                    "a Hub license id, e.g. license = \"apache-2.0\"; the dataset card declares it"
+                } else {
+                    "what the dataset is for; the dataset card opens with it"
+                }),
+            )),
+        }
+    }
+}
+
 /// Apply `--set path.to.key=value` overrides to a parsed pipeline table.
 ///
 /// `step.<id>.<key>` addresses a step by id; other paths address tables directly
@@ -244,6 +266,22 @@ n = 3
         );
         assert!(apply_set(&mut doc, "step.zzz.n=1").is_err());
         assert!(apply_set(&mut doc, "nonsense").is_err());
+    }
+
+    #[test]
+    fn card_keys_must_be_strings() {
+        let s = Source {
+            path: "p.toml".into(),
+            text: "description = \"d\"\nlicense = 3\n".into(),
+        };
+        let doc: toml::Table = s.text.parse().unwrap();
+        let mut errors = Vec::new();
+        check_card_keys(&s, &doc, &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0]
+            .message
+            .contains("`license` must be a non-empty string"));
     }
 
     #[test]
