@@ -7,6 +7,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod factory;
+mod hub_cmd;
 mod plan_cmd;
 mod summary;
 
@@ -87,6 +88,10 @@ Exit codes: 0 done, 1 a step failed or the directory is in use, 2 the pipeline f
         /// Unchanged requests come from the cache, so a parser fix recovers paid answers.
         #[arg(long, value_name = "CLASS,…", num_args = 0..=1, default_missing_value = "")]
         retry_failed: Option<String>,
+        /// When the run completes, write its dataset card to RUN_DIR/README.md (as
+        /// `retort card` does).
+        #[arg(long)]
+        card: bool,
     },
     /// Check a pipeline file and report every problem at once.
     #[command(
@@ -129,6 +134,58 @@ Exit codes: 0 done, 1 a step failed or the directory is in use, 2 the pipeline f
         /// Output file (default: RUN_DIR/report.html).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Write the Hub dataset card of a run directory (README.md): configs, splits and
+    /// features of every export, how it was made, teachers, steps, failures, cost.
+    #[command(
+        after_help = "Example:\n  retort card runs/quickstart\n  retort card runs/quickstart --out /tmp/README.md\n\n\
+Add `license = \"…\"` and `description = \"…\"` at the top of the pipeline file: the card \
+declares the license and opens with the description."
+    )]
+    Card {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Output file (default: RUN_DIR/README.md).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Example rows shown in the card.
+        #[arg(long, default_value_t = 3)]
+        examples: usize,
+    },
+    /// Upload a run's exports and card to a Hugging Face Hub dataset repository in one
+    /// commit (Parquet through the Hub's large-file path).
+    #[command(
+        after_help = "Examples:\n  HF_TOKEN=hf_… retort push runs/quickstart --repo my-org/quickstart\n  \
+retort push runs/sft --repo my-org/sft --private --include-report --include-pipeline\n  \
+retort push runs/sft --repo my-org/sft --branch v2 --message \"Regenerated with the 7B teacher\"\n\n\
+The token comes from $HF_TOKEN (or the variable --token-env names) and is never printed; the endpoint from \
+$HF_ENDPOINT (default https://huggingface.co), so enterprise and self-hosted Hubs work. \
+Re-running an interrupted push uploads only what the Hub does not have yet."
+    )]
+    Push {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Dataset repository, ORG/NAME (created if needed).
+        #[arg(long)]
+        repo: String,
+        /// Environment variable holding the token.
+        #[arg(long, default_value = "HF_TOKEN")]
+        token_env: String,
+        /// Create the repository private.
+        #[arg(long)]
+        private: bool,
+        /// Commit message.
+        #[arg(long)]
+        message: Option<String>,
+        /// Branch to commit to, created from main when missing (default main).
+        #[arg(long, alias = "branch")]
+        revision: Option<String>,
+        /// Also upload RUN_DIR/report.html.
+        #[arg(long)]
+        include_report: bool,
+        /// Also upload the resolved pipeline as retort/pipeline.toml.
+        #[arg(long)]
+        include_pipeline: bool,
     },
     /// Self-Instruct's novelty filter on files you already have: each candidate is
     /// rejected when its ROUGE-L F1 against the pool (and the candidates accepted before
@@ -302,6 +359,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             limit,
             retry_failed,
+            card,
         } => {
             let plan = match retort_runner::compile_limited(&pipeline, &sets, limit) {
                 Ok(p) => p,
@@ -328,6 +386,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             match rt.block_on(retort_runner::run(plan, opts, factory)) {
                 Ok(summary) => {
                     summary::print(&summary.manifest, &summary.run_dir);
+                    if card {
+                        return hub_cmd::card(&summary.run_dir, None, 3);
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(retort_runner::RunError::Interrupted { signal, message }) => {
@@ -368,6 +429,30 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Card {
+            run_dir,
+            out,
+            examples,
+        } => hub_cmd::card(&run_dir, out.as_deref(), examples),
+        Cmd::Push {
+            run_dir,
+            repo,
+            token_env,
+            private,
+            message,
+            revision,
+            include_report,
+            include_pipeline,
+        } => hub_cmd::push(hub_cmd::PushArgs {
+            run_dir: &run_dir,
+            repo,
+            token_env,
+            private,
+            message,
+            revision,
+            include_report,
+            include_pipeline,
+        }),
         Cmd::Novelty {
             pool,
             candidates,
