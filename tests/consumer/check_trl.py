@@ -6,7 +6,7 @@ texts a trainer would tokenise.
 
     python3 tests/consumer/check_trl.py CHECK...
 
-where each CHECK is `FORMAT:PATH`, `unpair:DPO_PATH:KTO_PATH` or
+where each CHECK is `FORMAT:PATH`, `tools:MESSAGES_PATH`, `unpair:DPO_PATH:KTO_PATH` or
 `extract:DPO_PATH:IMPLICIT_PATH` (one process runs them all: importing the stack takes
 seconds).
 
@@ -50,10 +50,16 @@ except ImportError as e:
 
 datasets.disable_progress_bars()
 
+# Tools and tool calls are rendered the way Qwen3's template does: the definitions in
+# the system part, each call as `<tool_call>` JSON, arguments as given (a string).
 TEMPLATE = (
+    "{% if tools %}<|tools|>\n{% for t in tools %}{{ t | tojson }}\n{% endfor %}<|end|>\n{% endif %}"
     "{% for m in messages %}<|{{ m['role'] }}|>\n"
     "{% if m.get('reasoning_content') is string %}<think>\n{{ m['reasoning_content'] }}\n</think>\n\n{% endif %}"
-    "{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{{ m['content'] }}"
+    "{% if m.get('tool_calls') %}{% for c in m['tool_calls'] %}<tool_call>{\"name\": \"{{ c['function']['name'] }}\", \"arguments\": "
+    "{% if c['function']['arguments'] is string %}{{ c['function']['arguments'] }}{% else %}{{ c['function']['arguments'] | tojson }}{% endif %}}</tool_call>{% endfor %}{% endif %}"
+    "<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 
@@ -179,6 +185,31 @@ def check_extract(dpo_path, implicit_path):
     return f"ok: extract_prompt({implicit_path}) gives {dpo_path}'s prompts and answers"
 
 
+def check_tools(path):
+    """A `messages` export with `tools = true`: `tools` is the JSON text SFTTrainer
+    `json.loads`, and the chat template applied with those tools (as SFTTrainer does)
+    renders every definition and every call, with arguments that are JSON."""
+    ds = load(path)
+    tok = tokenizer()
+    expect(len(ds) > 0, f"{path}: no rows")
+    for n, ex in enumerate(ds, 1):
+        where = f"{path}: row {n}"
+        expect(is_conversational(ex), f"{where}: not conversational for TRL")
+        expect(isinstance(ex["tools"], str), f"{where}: tools is {type(ex['tools'])}, expected the JSON text TRL json.loads")
+        tools = json.loads(ex["tools"])
+        out = maybe_apply_chat_template({"messages": ex["messages"]}, tok, tools=tools)["text"]
+        for t in tools:
+            expect(json.dumps(t["function"]["name"]) in out, f"{where}: tool {t['function']['name']} not rendered: {out!r}")
+        calls = [c for m in ex["messages"] for c in (m.get("tool_calls") or [])]
+        expect(calls, f"{where}: no tool calls")
+        for c in calls:
+            args = json.loads(c["function"]["arguments"])
+            rendered = '<tool_call>{"name": "%s", "arguments": %s}</tool_call>' % (c["function"]["name"], c["function"]["arguments"])
+            expect(rendered in out, f"{where}: call {c} not rendered as {rendered!r} in {out!r}")
+            expect(isinstance(args, dict), f"{where}: arguments {args!r} are not an object")
+    return f"ok tools {path} ({len(ds)} rows)"
+
+
 def main(argv):
     if len(argv) < 2:
         sys.stderr.write(__doc__)
@@ -189,6 +220,8 @@ def main(argv):
         try:
             if len(parts) == 2 and parts[0] in CONVERSATIONAL:
                 print(check_format(*parts))
+            elif len(parts) == 2 and parts[0] == "tools":
+                print(check_tools(parts[1]))
             elif len(parts) == 3 and parts[0] == "unpair":
                 print(check_unpair(parts[1], parts[2]))
             elif len(parts) == 3 and parts[0] == "extract":

@@ -320,6 +320,7 @@ async fn chat(state: &State, body: Value) -> Response<Full<Bytes>> {
             let finish = match resp.finish_reason {
                 FinishReason::Stop => "stop",
                 FinishReason::Length => "length",
+                FinishReason::ToolCalls => "tool_calls",
                 FinishReason::Other => "other",
             };
             json_response(

@@ -448,6 +448,7 @@ mod tests {
                 model: "fake".into(),
                 cached: false,
                 reasoning: None,
+                tool_calls: Vec::new(),
             })
         }
     }

@@ -71,6 +71,7 @@ impl Teacher for Scripted {
             model: format!("{}-model", self.name),
             cached: false,
             reasoning: None,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -34,12 +34,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{Message, Record};
+use retort_core::{Message, Record, ToolCall};
 use retort_teacher::{ChatResponse, FinishReason};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::structured::{value_at, OutputSchema};
+use super::tools::{ToolSet, ToolSource};
 use crate::api::{Batch, MapStep, StepCtx, StepError};
 use crate::gen_common::{self as gc, Outcome, Sampling};
 use crate::spec::{parse_options, BuildCtx, Built, StepSpec};
@@ -90,6 +91,14 @@ pub struct GenerateOptions {
     /// A cut JSON reply never validates.
     #[serde(default)]
     pub allow_truncated: bool,
+    /// Functions the teacher may call: an array of OpenAI-format definitions, or
+    /// `"record"` for each record's own `tools`. Calls are recorded on the new assistant
+    /// turn (not executed) and checked against the function's `parameters`.
+    pub tools: Option<toml::Value>,
+    /// The definitions as a `.json` file (an array).
+    pub tools_file: Option<String>,
+    /// `auto` (the server's default), `required`, `none`, or a function's name.
+    pub tool_choice: Option<String>,
 }
 
 /// The kind of reply `generate` asks for.
@@ -183,6 +192,8 @@ pub struct Generate {
     /// JSON path → target, for `json` replies.
     fields: Vec<(String, Target)>,
     sampling: Sampling,
+    tools: Option<ToolSource>,
+    tool_choice: Option<Value>,
 }
 
 /// Build `generate` from its options.
@@ -238,12 +249,34 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             }
         }
     };
-    let to = match o
-        .to
-        .as_deref()
-        .map(Target::parse)
-        .unwrap_or(Ok(Target::Output))
-    {
+    let tools = match ToolSource::load(o.tools.as_ref(), o.tools_file.as_deref(), &ctx.base_dir) {
+        Ok((t, file)) => {
+            files.extend(file);
+            t
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let tool_choice = tool_choice(&o, tools.as_ref(), &mut errors);
+    if tools.is_some() {
+        if o.output == OutputKind::Json {
+            errors.push("`tools` with `output = \"json\"`: a tool-calling turn is text and calls; drop one of them".into());
+        }
+        if o.to.as_deref().is_some_and(|t| t != "assistant") {
+            errors.push(format!(
+                "`tools`: the calls go on a new assistant turn, so `to` must be \"assistant\" (or left out), not {:?}",
+                o.to.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    let default_to = if tools.is_some() {
+        Target::Assistant
+    } else {
+        Target::Output
+    };
+    let to = match o.to.as_deref().map(Target::parse).unwrap_or(Ok(default_to)) {
         Ok(Target::Score(_)) => {
             errors.push(
                 "`to`: a reply is text; a score comes from a JSON reply's number through `fields`"
@@ -336,11 +369,44 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         to,
         fields,
         sampling,
+        tools,
+        tool_choice,
     };
     let mut built = Built::new(Arc::new(step), writes);
     built.files = files;
     built.estimates = vec![estimate];
     Ok(built)
+}
+
+/// `tool_choice` on the wire: the keywords as strings, a name as OpenAI's function form
+/// (checked against fixed tools now, against a record's own when it is called).
+fn tool_choice(
+    o: &GenerateOptions,
+    tools: Option<&ToolSource>,
+    errors: &mut Vec<String>,
+) -> Option<Value> {
+    let choice = o.tool_choice.as_deref()?;
+    if tools.is_none() {
+        errors.push("`tool_choice` needs `tools`".into());
+        return None;
+    }
+    if matches!(choice, "auto" | "required" | "none") {
+        return Some(json!(choice));
+    }
+    if let Some(ToolSource::Fixed(set)) = tools {
+        let names: Vec<&str> = set
+            .definitions
+            .iter()
+            .filter_map(|d| d.pointer("/function/name").and_then(|n| n.as_str()))
+            .collect();
+        if !names.contains(&choice) {
+            errors.push(format!(
+                "`tool_choice = {choice:?}` is neither auto, required, none nor an offered tool ({})",
+                names.join(", ")
+            ));
+        }
+    }
+    Some(json!({"type": "function", "function": {"name": choice}}))
 }
 
 fn shown(types: &[String]) -> String {
@@ -408,6 +474,17 @@ fn variables(r: &Record) -> Value {
 
 /// Writes one text value to a target; `reasoning` rides on a new assistant turn.
 fn put_text(rec: &mut Record, target: &Target, text: String, reasoning: Option<String>) {
+    put_turn(rec, target, text, reasoning, Vec::new())
+}
+
+/// [`put_text`] with the tool calls of a new assistant turn.
+fn put_turn(
+    rec: &mut Record,
+    target: &Target,
+    text: String,
+    reasoning: Option<String>,
+    tool_calls: Vec<ToolCall>,
+) {
     match target {
         Target::Instruction => rec.instruction = Some(text),
         Target::Input => rec.input = Some(text),
@@ -420,6 +497,7 @@ fn put_text(rec: &mut Record, target: &Target, text: String, reasoning: Option<S
             rec.messages = rec.prompt_messages();
             let mut m = Message::assistant(text);
             m.reasoning = reasoning;
+            m.tool_calls = tool_calls;
             rec.messages.push(m);
         }
         Target::User => {
@@ -430,6 +508,23 @@ fn put_text(rec: &mut Record, target: &Target, text: String, reasoning: Option<S
 }
 
 impl Generate {
+    /// The tools offered for `r` (`None` when the step offers none); a record without
+    /// valid tools of its own under `tools = "record"` is an error for that record.
+    fn tools_for(&self, r: &Record) -> Result<Option<Arc<ToolSet>>, String> {
+        match &self.tools {
+            None => Ok(None),
+            Some(ToolSource::Fixed(set)) => Ok(Some(set.clone())),
+            Some(ToolSource::Record) => {
+                if r.tools.is_empty() {
+                    return Err("`tools = \"record\"`, but this record has no tools".into());
+                }
+                ToolSet::new(Value::Array(r.tools.clone()))
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(|e| format!("the record's tools: {e}"))
+            }
+        }
+    }
+
     fn request_messages(&self, r: &Record) -> Result<Vec<Message>, String> {
         let vars = variables(r);
         let mut m = vec![];
@@ -448,7 +543,12 @@ impl Generate {
     }
 
     /// The record a reply makes, or the failure class and message.
-    fn apply(&self, r: &Record, a: ChatResponse) -> Result<Record, (&'static str, String, String)> {
+    fn apply(
+        &self,
+        r: &Record,
+        a: ChatResponse,
+        tools: Option<&ToolSet>,
+    ) -> Result<Record, (&'static str, String, String)> {
         if a.finish_reason == FinishReason::Length
             && (self.schema.is_some() || !self.o.allow_truncated)
         {
@@ -459,7 +559,7 @@ impl Generate {
             ));
         }
         let text = a.content.trim().to_string();
-        if text.is_empty() {
+        if text.is_empty() && a.tool_calls.is_empty() {
             return Err((
                 "empty",
                 "the teacher returned an empty reply".into(),
@@ -468,7 +568,32 @@ impl Generate {
         }
         let mut rec = r.clone();
         let reasoning = a.reasoning.filter(|t| !t.is_empty());
+        if !a.tool_calls.is_empty() {
+            let Some(tools) = tools else {
+                return Err((
+                    "tool_call",
+                    "the teacher called tools although none were offered".into(),
+                    serde_json::to_string(&a.tool_calls).unwrap_or_default(),
+                ));
+            };
+            tools.check_calls(&a.tool_calls).map_err(|e| {
+                (
+                    "tool_call",
+                    e,
+                    serde_json::to_string(&a.tool_calls).unwrap_or_default(),
+                )
+            })?;
+        }
+        if let Some(t) = tools {
+            // The definitions are part of the example: a model trained on it must see
+            // what it could have called.
+            rec.tools = t.definitions.clone();
+        }
         let assistant_written = match &self.schema {
+            None if !a.tool_calls.is_empty() => {
+                put_turn(&mut rec, &self.to, text, reasoning.clone(), a.tool_calls);
+                true
+            }
             None => {
                 put_text(&mut rec, &self.to, text, reasoning.clone());
                 self.to == Target::Assistant
@@ -539,22 +664,29 @@ impl MapStep for Generate {
         let step = ctx.step_id.clone();
         let mut out = Outcome::default();
         let mut prompts: Vec<Option<Vec<Message>>> = Vec::with_capacity(batch.len());
+        let mut offered: Vec<Option<Arc<ToolSet>>> = Vec::with_capacity(batch.len());
         let mut jobs: Vec<Job> = vec![];
         for (i, r) in batch.iter().enumerate() {
-            match self.request_messages(r) {
-                Ok(m) => {
+            let prepared = self
+                .tools_for(r)
+                .map_err(|e| ("tools", e))
+                .and_then(|t| Ok((self.request_messages(r).map_err(|e| ("template", e))?, t)));
+            match prepared {
+                Ok((m, t)) => {
                     jobs.extend((0..self.o.samples).map(|s| (i, s)));
                     prompts.push(Some(m));
+                    offered.push(t);
                 }
-                Err(e) => {
+                Err((class, e)) => {
                     out.fail(
                         &step,
                         &r.id,
-                        "template",
+                        class,
                         e,
                         serde_json::to_string(r).unwrap_or_default(),
                     );
                     prompts.push(None);
+                    offered.push(None);
                 }
             }
         }
@@ -572,11 +704,16 @@ impl MapStep for Generate {
             let teacher = teacher.clone();
             let id = rid(i, s);
             let seed = gc::derive_seed(ctx.seed, &[gc::str_seed(&batch[i].id), s as u64]);
+            let tools = offered[i].clone();
             async move {
                 let mut req = self.sampling.request(messages, seed, s);
                 req.response_format = self.schema.as_ref().map(|sc| sc.schema.clone());
                 req.reasoning_effort = self.o.reasoning_effort.clone();
                 req.max_reasoning_tokens = self.o.max_reasoning_tokens;
+                if let Some(t) = &tools {
+                    req.tools = t.definitions.clone();
+                    req.tool_choice = self.tool_choice.clone();
+                }
                 let res = crate::calls::chat(ctx, teacher.as_ref(), req, &id).await?;
                 Ok(((i, s), res))
             }
@@ -593,7 +730,7 @@ impl MapStep for Generate {
                         .unwrap_or_default();
                     out.failures.push(f);
                 }
-                Ok(a) => match self.apply(r, a) {
+                Ok(a) => match self.apply(r, a, offered[i].as_deref()) {
                     Ok(mut rec) => {
                         rec.id = rid(i, s);
                         rec.provenance.seeds = gc::root_seeds(r);

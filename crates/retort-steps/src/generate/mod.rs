@@ -9,3 +9,4 @@ pub mod self_chat;
 pub mod self_instruct;
 pub mod structured;
 pub mod templates;
+pub mod tools;

@@ -68,12 +68,20 @@ impl OutputSchema {
                 (v, Some(p))
             }
         };
+        let mut s = OutputSchema::from_value(schema)?;
+        s.file = path;
+        Ok(s)
+    }
+
+    /// A schema given as a JSON value (a tool's `parameters`); an invalid schema is an
+    /// error saying why.
+    pub fn from_value(schema: Value) -> Result<OutputSchema, String> {
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| format!("the JSON Schema is not valid: {e}"))?;
         Ok(OutputSchema {
             schema,
             validator,
-            file: path,
+            file: None,
         })
     }
 
@@ -84,9 +92,16 @@ impl OutputSchema {
         let text = unfence(reply);
         let v: Value =
             serde_json::from_str(text).map_err(|e| format!("the reply is not JSON ({e})"))?;
+        self.check(&v)
+            .map_err(|e| format!("the reply does not match the schema: {e}"))?;
+        Ok(v)
+    }
+
+    /// Whether `v` validates; the error lists the first three violations.
+    pub fn check(&self, v: &Value) -> Result<(), String> {
         let errors: Vec<String> = self
             .validator
-            .iter_errors(&v)
+            .iter_errors(v)
             .take(3)
             .map(|e| {
                 let at = e.instance_path().to_string();
@@ -98,12 +113,9 @@ impl OutputSchema {
             })
             .collect();
         if errors.is_empty() {
-            Ok(v)
+            Ok(())
         } else {
-            Err(format!(
-                "the reply does not match the schema: {}",
-                errors.join("; ")
-            ))
+            Err(errors.join("; "))
         }
     }
 

@@ -48,6 +48,11 @@ pub struct ExportOptions {
     /// Write a LLaMA-Factory `dataset_info.json` entry beside each file.
     #[serde(default)]
     pub dataset_info: Option<bool>,
+    /// Write tool definitions and tool calls (formats `messages`, `sharegpt`,
+    /// `prompt_completion_conversational`, `prompt_only_conversational`). Without it a
+    /// record that has them is a failure row, never written stripped.
+    #[serde(default)]
+    pub tools: bool,
 }
 
 fn yes() -> bool {
@@ -88,6 +93,7 @@ pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         keep_columns,
         reasoning,
         dataset_info: o.dataset_info,
+        tools: o.tools,
     };
     if let Some(f) = format {
         errs.extend(f.check(&options));

@@ -4,15 +4,19 @@
 //! is recognised from the keys: Self-Instruct seeds (`instruction` + `instances`),
 //! Alpaca (`instruction`/`input`/`output`), Dolly (`instruction`/`context`/`response`),
 //! OpenAI messages (`messages`), ShareGPT (`conversations`), OASST-like
-//! (`prompt`/`response`), self-chat topics (`topic`). Every other scalar field is kept:
-//! strings and booleans as `labels`, numbers as `scores`.
+//! (`prompt`/`response`), self-chat topics (`topic`). OpenAI messages keep their tool
+//! calls, tool results and reasoning traces; ShareGPT-with-tools turns
+//! (`function_call`, `observation`) become the same; `tools` (a list, or that list as
+//! JSON text) and `candidates` are read into their fields. Every other field is kept:
+//! strings and booleans as `labels`, numbers as `scores`, lists and objects as `labels`
+//! holding their JSON text.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retort_core::{Failure, Message, Provenance, Record, Rejection};
+use retort_core::{Candidate, Failure, Message, Provenance, Record, Rejection, ToolCall};
 use retort_store::{read_rows, Row, RowFormat, RowIter};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -80,6 +84,8 @@ const RECORD_FIELDS: &[&str] = &[
     "output",
     "messages",
     "conversations",
+    "tools",
+    "candidates",
 ];
 
 /// Build a `load` step.
@@ -500,6 +506,12 @@ fn auto_fields(row: &Map<String, Value>) -> BTreeMap<&'static str, &'static str>
     if has("id") {
         m.insert("id", "id");
     }
+    if has("tools") {
+        m.insert("tools", "tools");
+    }
+    if has("candidates") {
+        m.insert("candidates", "candidates");
+    }
     m
 }
 
@@ -507,32 +519,213 @@ fn parse_messages(v: &Value, sharegpt: bool) -> Result<Vec<Message>, String> {
     let arr = v
         .as_array()
         .ok_or_else(|| "has a messages field that is not a list".to_string())?;
-    let (rk, ck) = if sharegpt {
-        ("from", "value")
-    } else {
-        ("role", "content")
-    };
     arr.iter()
-        .map(|m| {
-            let role = m
-                .get(rk)
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("has a message without a string `{rk}`"))?;
-            let content = m
-                .get(ck)
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("has a message without a string `{ck}`"))?;
-            let role = if sharegpt {
-                match role {
-                    "human" | "user" => "user",
-                    "gpt" | "assistant" | "chatgpt" | "bing" | "bard" => "assistant",
-                    "system" => "system",
-                    other => other,
-                }
+        .enumerate()
+        .map(|(i, m)| {
+            if sharegpt {
+                sharegpt_message(m)
             } else {
-                role
+                openai_message(m)
+            }
+            .map_err(|e| format!("message {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// An OpenAI-format message: `content` a string, a list of text parts, or null beside
+/// `tool_calls`; `tool_call_id`/`name` on tool results; a reasoning trace from
+/// `reasoning_content`, `reasoning` or `thinking` (the fields reasoning datasets use).
+fn openai_message(m: &Value) -> Result<Message, String> {
+    let role = m
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or("has no string `role`")?;
+    let tool_calls = match m.get("tool_calls") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(calls)) => calls
+            .iter()
+            .map(openai_call)
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err("has `tool_calls` that is not a list".into()),
+    };
+    let content = match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(
+                |p| match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => Ok(t.as_str()),
+                    _ => Err(format!(
+                        "has a content part retort cannot hold (only text parts): {p}"
+                    )),
+                },
+            )
+            .collect::<Result<String, String>>()?,
+        None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
+        _ => return Err("has no string `content`".into()),
+    };
+    let opt = |k: &str| -> Result<Option<String>, String> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("has `{k}` that is not a string: {other}")),
+        }
+    };
+    let reasoning = match opt("reasoning_content")? {
+        Some(r) => Some(r),
+        None => match opt("reasoning")? {
+            Some(r) => Some(r),
+            None => opt("thinking")?,
+        },
+    };
+    Ok(Message {
+        role: role.to_string(),
+        content,
+        reasoning: reasoning.filter(|r| !r.is_empty()),
+        tool_calls,
+        tool_call_id: opt("tool_call_id")?,
+        name: opt("name")?,
+    })
+}
+
+/// `{"id"?, "type": "function", "function": {"name", "arguments"}}`; arguments as the
+/// spec's JSON string, or an object (what HF chat-template datasets store), kept as
+/// its JSON text.
+fn openai_call(c: &Value) -> Result<ToolCall, String> {
+    let f = c.get("function").unwrap_or(c);
+    let name = f
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("has a tool call without a function name: {c}"))?;
+    Ok(ToolCall {
+        id: c.get("id").and_then(Value::as_str).map(str::to_string),
+        name: name.to_string(),
+        arguments: call_arguments(f.get("arguments"), name)?,
+    })
+}
+
+fn call_arguments(v: Option<&Value>, name: &str) -> Result<String, String> {
+    match v {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v @ Value::Object(_)) => Ok(v.to_string()),
+        None | Some(Value::Null) => Ok("{}".to_string()),
+        Some(other) => Err(format!(
+            "has a call to `{name}` whose arguments are neither a JSON string nor an object: {other}"
+        )),
+    }
+}
+
+/// A ShareGPT turn (`from`/`value`), with the tool roles of ShareGPT-with-tools
+/// (LLaMA-Factory, glaive): `function_call` (the value is the call as JSON, or a list of
+/// calls) becomes an assistant turn with tool calls, `observation` a `tool` turn.
+fn sharegpt_message(m: &Value) -> Result<Message, String> {
+    let from = m
+        .get("from")
+        .and_then(Value::as_str)
+        .ok_or("has no string `from`")?;
+    let value = m
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or("has no string `value`")?;
+    let role = match from {
+        "human" | "user" => "user",
+        "gpt" | "assistant" | "chatgpt" | "bing" | "bard" => "assistant",
+        "system" => "system",
+        "observation" | "tool" => "tool",
+        "function_call" => {
+            let v: Value = serde_json::from_str(value)
+                .map_err(|e| format!("has a `function_call` turn whose value is not JSON ({e})"))?;
+            let calls = match v {
+                Value::Array(calls) => calls,
+                one => vec![one],
             };
-            Ok(Message::new(role, content))
+            let tool_calls = calls
+                .iter()
+                .map(|c| {
+                    let name = c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("has a `function_call` without a `name`: {c}"))?;
+                    Ok(ToolCall {
+                        id: None,
+                        name: name.to_string(),
+                        arguments: call_arguments(c.get("arguments"), name)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            return Ok(Message {
+                role: "assistant".into(),
+                tool_calls,
+                ..Default::default()
+            });
+        }
+        other => other,
+    };
+    Ok(Message::new(role, value))
+}
+
+/// Tool definitions: a list of objects, or that list as JSON text (LLaMA-Factory's and
+/// TRL's string `tools` column), in the OpenAI form.
+fn parse_tools(v: &Value) -> Result<Vec<Value>, String> {
+    let list = match v {
+        Value::String(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        Value::String(s) => serde_json::from_str::<Value>(s)
+            .map_err(|e| format!("has a `tools` string that is not JSON ({e})"))?,
+        Value::Null => return Ok(Vec::new()),
+        other => other.clone(),
+    };
+    match list {
+        // The short form (`{name, description, parameters}`, LLaMA-Factory's) is kept in
+        // the OpenAI form every record holds.
+        Value::Array(items) if items.iter().all(Value::is_object) => Ok(items
+            .into_iter()
+            .map(|t| {
+                if t.get("function").is_none() && t.get("name").is_some() {
+                    serde_json::json!({"type": "function", "function": t})
+                } else {
+                    t
+                }
+            })
+            .collect()),
+        _ => Err("has `tools` that is not a list of tool definitions (objects)".into()),
+    }
+}
+
+/// Candidate answers: a list of strings, or of objects with `content` (and optionally
+/// `teacher`, `model`, `sample`, `score`, `rationale`).
+fn parse_candidates(v: &Value) -> Result<Vec<Candidate>, String> {
+    let items = v.as_array().ok_or("has `candidates` that is not a list")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            Value::String(s) => Ok(Candidate {
+                content: s.clone(),
+                sample: i as u32,
+                ..Default::default()
+            }),
+            Value::Object(o) => {
+                let content = o
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("has candidate {} without a string `content`", i + 1))?;
+                let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+                Ok(Candidate {
+                    teacher: s("teacher").unwrap_or_default(),
+                    model: s("model").unwrap_or_default(),
+                    sample: o
+                        .get("sample")
+                        .and_then(Value::as_u64)
+                        .map_or(i as u32, |n| n as u32),
+                    content: content.to_string(),
+                    score: o.get("score").and_then(Value::as_f64),
+                    rationale: s("rationale"),
+                })
+            }
+            other => Err(format!(
+                "has candidate {} that is neither a string nor an object: {other}",
+                i + 1
+            )),
         })
         .collect()
 }
@@ -557,6 +750,15 @@ fn to_record(row: &Row, fields: &BTreeMap<String, String>, step: &str) -> Result
             "messages" | "conversations" => {
                 let v = v.ok_or_else(|| format!("has no `{path}`"))?;
                 r.messages = parse_messages(v, *field == "conversations")?;
+            }
+            "tools" => {
+                if let Some(v) = v {
+                    r.tools = parse_tools(v)?;
+                }
+            }
+            "candidates" => {
+                let v = v.ok_or_else(|| format!("has no `{path}`"))?;
+                r.candidates = parse_candidates(v)?;
             }
             f => {
                 let s = match v {
@@ -605,7 +807,12 @@ fn to_record(row: &Row, fields: &BTreeMap<String, String>, step: &str) -> Result
                     r.scores.insert(k.clone(), f);
                 }
             }
-            _ => {}
+            // A list or object no record field holds is kept whole, as its JSON text,
+            // rather than dropped.
+            Value::Array(_) | Value::Object(_) => {
+                r.labels.insert(k.clone(), v.to_string());
+            }
+            Value::Null => {}
         }
     }
     r.provenance = Provenance {

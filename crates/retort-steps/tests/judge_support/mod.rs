@@ -77,6 +77,7 @@ impl Teacher for ScriptedTeacher {
             model: "scripted-judge".into(),
             cached: false,
             reasoning: None,
+            tool_calls: Vec::new(),
         })
     }
 }
