@@ -11,6 +11,29 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// A JSON file named by a pipeline option (`schema_file`, `tools_file`), relative to the
+/// pipeline file's folder; the errors name the option and the file.
+pub(crate) fn read_json_file(
+    option: &str,
+    f: &str,
+    base_dir: &Path,
+) -> Result<(Value, PathBuf), String> {
+    let p = if Path::new(f).is_absolute() {
+        PathBuf::from(f)
+    } else {
+        base_dir.join(f)
+    };
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        format!(
+            "`{option}`: {} cannot be read ({e}); relative paths start at the pipeline file's folder",
+            p.display()
+        )
+    })?;
+    let v = serde_json::from_str(&text)
+        .map_err(|e| format!("`{option}`: {} is not JSON ({e})", p.display()))?;
+    Ok((v, p))
+}
+
 /// A checked JSON Schema and its validator.
 pub struct OutputSchema {
     /// The schema as given (sent to the server).
@@ -51,20 +74,7 @@ impl OutputSchema {
                 None,
             ),
             (None, Some(f)) => {
-                let p = if Path::new(f).is_absolute() {
-                    PathBuf::from(f)
-                } else {
-                    base_dir.join(f)
-                };
-                let text = std::fs::read_to_string(&p).map_err(|e| {
-                    format!(
-                        "`schema_file`: {} cannot be read ({e}); relative paths start at the pipeline file's folder",
-                        p.display()
-                    )
-                })?;
-                let v = serde_json::from_str(&text).map_err(|e| {
-                    format!("`schema_file`: {} is not JSON ({e})", p.display())
-                })?;
+                let (v, p) = read_json_file("schema_file", f, base_dir)?;
                 (v, Some(p))
             }
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use retort_core::ToolCall;
 use serde_json::{json, Value};
 
-use super::structured::OutputSchema;
+use super::structured::{read_json_file, OutputSchema};
 
 /// Function definitions with their argument validators.
 #[derive(Debug)]
@@ -56,19 +56,7 @@ impl ToolSource {
                 other.type_str()
             )),
             (None, Some(f)) => {
-                let p = if Path::new(f).is_absolute() {
-                    PathBuf::from(f)
-                } else {
-                    base_dir.join(f)
-                };
-                let text = std::fs::read_to_string(&p).map_err(|e| {
-                    format!(
-                        "`tools_file`: {} cannot be read ({e}); relative paths start at the pipeline file's folder",
-                        p.display()
-                    )
-                })?;
-                let defs: Value = serde_json::from_str(&text)
-                    .map_err(|e| format!("`tools_file`: {} is not JSON ({e})", p.display()))?;
+                let (defs, p) = read_json_file("tools_file", f, base_dir)?;
                 let set = ToolSet::new(defs)
                     .map_err(|e| format!("`tools_file` {}: {e}", p.display()))?;
                 Ok((Some(ToolSource::Fixed(Arc::new(set))), Some(p)))
