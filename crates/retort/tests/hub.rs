@@ -125,7 +125,10 @@ fn card_of_the_shipped_spine_demo_parses_and_loads_with_the_manifest_counts() {
         info("alpaca")["splits"][0]["num_examples"].as_u64(),
         Some(seeds)
     );
-    assert_eq!(info("sft")["features"][0]["name"].as_str(), Some("messages"));
+    assert_eq!(
+        info("sft")["features"][0]["name"].as_str(),
+        Some("messages")
+    );
     // The body: description, command, steps with rejections, the missing license.
     assert!(
         readme.contains("Seed tasks with an input, as SFT chats."),
