@@ -30,7 +30,7 @@
 //! `samples = k` writes k records per input (`<id>-s<i>` for k > 1). Calls go through
 //! the call pool (continuous in-flight calls, failures as rows, cache, budget).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -510,7 +510,14 @@ fn put_turn(
 impl Generate {
     /// The tools offered for `r` (`None` when the step offers none); a record without
     /// valid tools of its own under `tools = "record"` is an error for that record.
-    fn tools_for(&self, r: &Record) -> Result<Option<Arc<ToolSet>>, String> {
+    /// `seen` holds the tool sets of the batch so far by their JSON text: function-calling
+    /// datasets repeat a few tool sets over many rows, and each set compiles one
+    /// validator per function.
+    fn tools_for(
+        &self,
+        r: &Record,
+        seen: &mut HashMap<String, Arc<ToolSet>>,
+    ) -> Result<Option<Arc<ToolSet>>, String> {
         match &self.tools {
             None => Ok(None),
             Some(ToolSource::Fixed(set)) => Ok(Some(set.clone())),
@@ -518,9 +525,15 @@ impl Generate {
                 if r.tools.is_empty() {
                     return Err("`tools = \"record\"`, but this record has no tools".into());
                 }
-                ToolSet::new(Value::Array(r.tools.clone()))
-                    .map(|t| Some(Arc::new(t)))
-                    .map_err(|e| format!("the record's tools: {e}"))
+                let key = Value::Array(r.tools.clone()).to_string();
+                if let Some(t) = seen.get(&key) {
+                    return Ok(Some(t.clone()));
+                }
+                let t = ToolSet::new(Value::Array(r.tools.clone()))
+                    .map(Arc::new)
+                    .map_err(|e| format!("the record's tools: {e}"))?;
+                seen.insert(key, t.clone());
+                Ok(Some(t))
             }
         }
     }
@@ -666,9 +679,10 @@ impl MapStep for Generate {
         let mut prompts: Vec<Option<Vec<Message>>> = Vec::with_capacity(batch.len());
         let mut offered: Vec<Option<Arc<ToolSet>>> = Vec::with_capacity(batch.len());
         let mut jobs: Vec<Job> = vec![];
+        let mut tool_sets = HashMap::new();
         for (i, r) in batch.iter().enumerate() {
             let prepared = self
-                .tools_for(r)
+                .tools_for(r, &mut tool_sets)
                 .map_err(|e| ("tools", e))
                 .and_then(|t| Ok((self.request_messages(r).map_err(|e| ("template", e))?, t)));
             match prepared {
