@@ -106,6 +106,7 @@ fn fake_run(dir: &Path, n: usize, license: Option<&str>) {
         name: "libtest".into(),
         retort_version: "0.1.0".into(),
         pipeline_file: "p.toml".into(),
+        command: None,
         pipeline_hash: "abc123".into(),
         pipeline,
         status: "complete".into(),

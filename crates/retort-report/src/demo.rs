@@ -597,6 +597,29 @@ pub fn demo_input_sized(seed: u64, n: usize) -> ReportInput {
     steps[2].prompt_tokens = 1_120_932;
     steps[2].completion_tokens = 96_114;
     steps[2].cost_usd = 0.2735;
+    // Illustrative calibration figures (the shape a `score` step writes; the measured
+    // ones per model are in docs/benchmarks.md).
+    steps[2].metrics = [
+        ("calibration_items", 105.0),
+        ("calibration_accuracy", 0.86),
+        ("calibration_tie_rate", 0.07),
+        ("calibration_unparsed", 0.0),
+        ("calibration_flaw_wrong_fact", 0.73),
+        ("calibration_flaw_wrong_language", 0.93),
+        ("calibration_flaw_off_topic", 1.0),
+        ("calibration_flaw_truncated", 0.8),
+        ("calibration_flaw_needless_refusal", 0.93),
+        ("calibration_flaw_unsafe_compliance", 0.67),
+        ("calibration_flaw_ignored_constraint", 0.93),
+        ("calibration_lang_en", 0.89),
+        ("calibration_lang_zh", 0.82),
+        ("scores_difficulty_top_share", 0.84),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    steps[2].warnings = vec![
+        "step `scored`: scores.difficulty has collapsed: 84% of 163 records got 8 — the judge does not tell them apart; try a stronger judge or another rubric".into(),
+    ];
     steps[3].seconds = 21.7;
     steps[4].seconds = 2.9;
     steps[4].metrics = [

@@ -181,6 +181,10 @@ pub struct StepRow {
     pub seconds: f64,
     /// The error that stopped the step, if it failed.
     pub error: Option<String>,
+    /// What the step warned about without stopping (a collapsed score column, a judge
+    /// below its calibration bar, …).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One teacher's usage over the run.

@@ -32,6 +32,7 @@ mod input;
 mod limits;
 mod map;
 mod page;
+mod quality;
 pub mod run;
 mod summary;
 mod view;

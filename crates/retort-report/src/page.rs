@@ -9,6 +9,7 @@ use crate::duplicates::duplicates_section;
 use crate::explorer::explorer_section;
 use crate::html::{esc, truncate, w};
 use crate::input::ReportInput;
+use crate::quality::quality_section;
 use crate::summary::{status_class, summary};
 use crate::view::View;
 
@@ -41,6 +42,7 @@ pub fn render(input: &ReportInput) -> String {
     header(&mut out, input);
     out.push_str(r#"<main class="wrap">"#);
     summary(&mut out, input);
+    quality_section(&mut out, input);
     map_section(&mut out, input, &view);
     clusters_section(&mut out, input, &view);
     examples_section(&mut out, input, &view);
@@ -90,7 +92,7 @@ fn header(out: &mut String, input: &ReportInput) {
     }
     out.push_str(&bits.join(r#" <span class="dot">·</span> "#));
     out.push_str(
-        r##"</p><nav><a href="#summary">Run summary</a><a href="#map">Map</a><a href="#clusters">Clusters</a><a href="#examples">Examples</a><a href="#duplicates">Duplicates</a><a href="#records">Records</a></nav></div></header>
+        r##"</p><nav><a href="#summary">Run summary</a><a href="#quality">Quality</a><a href="#map">Map</a><a href="#clusters">Clusters</a><a href="#examples">Examples</a><a href="#duplicates">Duplicates</a><a href="#records">Records</a></nav></div></header>
 "##,
     );
 }
@@ -156,6 +158,12 @@ mod tests {
                     status: "done".into(),
                     rejected: [(PAYLOADS[2].to_string(), 1)].into(),
                     error: Some(PAYLOADS[0].into()),
+                    warnings: vec![PAYLOADS[1].into()],
+                    metrics: [
+                        ("calibration_accuracy".to_string(), 0.5),
+                        (format!("calibration_flaw_{}", PAYLOADS[2]), 0.5),
+                    ]
+                    .into(),
                     ..Default::default()
                 }],
                 failures_by_class: [(PAYLOADS[1].to_string(), 2)].into(),
@@ -211,7 +219,14 @@ mod tests {
     fn escaped_text_reaches_every_section() {
         let html = render(&hostile_input());
         let esc0 = "&lt;script&gt;alert(1)&lt;/script&gt;";
-        for id in ["summary", "map", "clusters", "examples", "duplicates"] {
+        for id in [
+            "summary",
+            "quality",
+            "map",
+            "clusters",
+            "examples",
+            "duplicates",
+        ] {
             let start = html
                 .find(&format!(r#"<section id="{id}">"#))
                 .unwrap_or_else(|| panic!("section {id}"));

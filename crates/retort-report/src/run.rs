@@ -214,6 +214,7 @@ pub fn load_run(
                     cost_usd: cost,
                     seconds: s.seconds,
                     error: s.error.clone(),
+                    warnings: s.warnings.clone(),
                 }
             })
             .collect(),

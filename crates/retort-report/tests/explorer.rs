@@ -455,6 +455,7 @@ fn big_run(dir: &Path, n: usize) -> ReportInput {
         name: "big".into(),
         retort_version: "test".into(),
         pipeline_file: "big.toml".into(),
+        command: None,
         pipeline_hash: "0".repeat(64),
         pipeline: serde_json::json!({"teachers": {"big": {"model": "Qwen/Qwen2.5-7B-Instruct"}}}),
         status: "complete".into(),

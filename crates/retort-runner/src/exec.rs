@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// `--retry-failed`: redo the inputs whose committed failures have one of these
     /// classes (all classes when empty); `None` keeps every committed outcome.
     pub retry_failed: Option<Vec<String>>,
+    /// The command line that started the run, for the manifest (and the dataset card);
+    /// pass it through [`crate::manifest::redacted_command`].
+    pub command: Option<String>,
 }
 
 /// What a finished run reports.
@@ -172,7 +175,11 @@ pub async fn run(
         })
         .collect();
 
-    let manifest = Arc::new(Mutex::new(crate::manifest::new_manifest(&plan, resumed)));
+    let manifest = Arc::new(Mutex::new(crate::manifest::new_manifest(
+        &plan,
+        resumed,
+        opts.command.clone(),
+    )));
     let write_manifest: ManifestWriter = {
         let manifest = manifest.clone();
         let live = live.clone();

@@ -424,6 +424,12 @@ pub trait Step: Send + Sync {
 pub trait MapStep: Send + Sync {
     /// Process one batch. `consumed` of the result is ignored (set by [`run_map`]).
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError>;
+
+    /// Called once after the last record of this invocation is committed (not after a
+    /// stop): for checks over everything the step did, such as a collapsed score column.
+    async fn finish(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        Ok(())
+    }
 }
 
 /// Drive a [`MapStep`]: one commit per input batch. Committing batch *n* overlaps with
@@ -446,7 +452,7 @@ pub async fn run_map(
         committed?;
         next = read?;
     }
-    Ok(())
+    step.finish(ctx).await
 }
 
 /// A step that needs its whole input before it starts (dedup, cluster, report): it gets

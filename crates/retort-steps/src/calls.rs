@@ -328,6 +328,7 @@ async fn run_pool_with(
     if let Some(e) = stop {
         return Err(e);
     }
+    step.finish(ctx).await?;
     if draining {
         return Err(StepError::Interrupted);
     }

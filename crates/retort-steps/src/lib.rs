@@ -22,7 +22,7 @@ pub use api::*;
 pub use cpu::Cpu;
 // Every kind by its own name too (`retort_steps::load`, `crate::score`): the families are
 // folders for the reader, not a second name to learn.
-pub use assess::{annotate, judge, judge_parse, pair, score, tiers};
+pub use assess::{annotate, calibration, judge, judge_parse, pair, score, tiers};
 pub use generate::{
     custom, evol_instruct, gen_common, respond, self_chat, self_instruct, structured, templates,
 };

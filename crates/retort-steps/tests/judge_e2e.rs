@@ -84,6 +84,8 @@ async fn score_judge_pair_over_local_http() {
             concurrency: 8,
             temperature: 0.0,
             max_tokens: 128,
+            calibration: Default::default(),
+            min_calibration_accuracy: None,
         },
         Path::new("."),
     )
@@ -123,6 +125,8 @@ async fn score_judge_pair_over_local_http() {
             concurrency: 8,
             temperature: 0.0,
             max_tokens: 128,
+            calibration: Default::default(),
+            min_calibration_accuracy: None,
         },
         Path::new("."),
     )

@@ -27,6 +27,8 @@ fn score_opts(aspects: Vec<Aspect>) -> ScoreOptions {
         concurrency: 1,
         temperature: 0.0,
         max_tokens: 256,
+        calibration: Default::default(),
+        min_calibration_accuracy: None,
     }
 }
 
@@ -266,6 +268,8 @@ fn judge_opts(mode: JudgeMode) -> JudgeOptions {
         concurrency: 4,
         temperature: 0.0,
         max_tokens: 256,
+        calibration: Default::default(),
+        min_calibration_accuracy: None,
     }
 }
 

@@ -206,6 +206,11 @@ pub struct Manifest {
     pub retort_version: String,
     /// The pipeline file path.
     pub pipeline_file: String,
+    /// The command that started the run, as typed (`--set` values under a teacher's or
+    /// the embedder's `headers` redacted). Absent in manifests written before 0.1 kept
+    /// it, and when the run was started from the library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// sha256 of the resolved pipeline.
     pub pipeline_hash: String,
     /// The pipeline after `--set` overrides, header values redacted.

@@ -380,6 +380,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .filter(|s| !s.is_empty())
                         .collect()
                 }),
+                command: Some(retort_runner::manifest::redacted_command(
+                    // argv[0] may be any path to the binary; the card shows `retort`.
+                    &std::iter::once("retort".to_string())
+                        .chain(std::env::args().skip(1))
+                        .collect::<Vec<_>>(),
+                )),
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let factory: Arc<dyn retort_runner::Factory> = Arc::new(factory::CliFactory);

@@ -18,6 +18,20 @@ pub fn print(m: &Manifest, run_dir: &Path) {
         );
     }
     for s in &m.steps {
+        let Some(acc) = s.metrics.get("calibration_accuracy") else {
+            continue;
+        };
+        let n = |k: &str| s.metrics.get(k).copied().unwrap_or(0.0);
+        println!(
+            "calibration: step `{}`: judge accuracy {acc:.2} on {} items (0.5 is chance; ties {:.2}), {} judge calls, {} tokens",
+            s.id,
+            n("calibration_items"),
+            n("calibration_tie_rate"),
+            n("calibration_calls"),
+            n("calibration_tokens")
+        );
+    }
+    for s in &m.steps {
         for w in &s.warnings {
             println!("warning: step `{}`: {w}", s.id);
         }

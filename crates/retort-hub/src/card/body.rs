@@ -117,11 +117,12 @@ pub fn body(m: &Manifest, facts: &PipelineFacts, configs: &[ExportConfig], g: &G
 
     // How it was made.
     let _ = writeln!(w, "## How it was made\n");
-    let _ = writeln!(
-        w,
-        "```sh\nretort run {}\n```\n",
-        m.pipeline_file.replace('`', "'")
-    );
+    // The command as typed (older manifests did not keep it: then the pipeline file).
+    let command = match &m.command {
+        Some(c) => c.clone(),
+        None => format!("retort run {}", m.pipeline_file),
+    };
+    let _ = writeln!(w, "```sh\n{}\n```\n", command.replace('`', "'"));
     let _ = writeln!(
         w,
         "- retort version: {}\n- resolved pipeline sha256: {} (the pipeline after every `--set` override; `retort push --include-pipeline` uploads it as `retort/pipeline.toml`)\n- seed: {}\n- status: {}{}\n- started {}, finished {}\n",

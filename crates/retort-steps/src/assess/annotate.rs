@@ -24,6 +24,7 @@
 //! `response_is_refusal`. A record without a response gets the prompt columns only.
 //! Nothing is dropped: every input record is passed on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -44,7 +45,7 @@ pub struct AnnotateOptions {}
 pub fn build(spec: &StepSpec, _ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     let _: AnnotateOptions = parse_options(spec)?;
     Ok(Built::new(
-        Arc::new(Annotate),
+        Arc::new(Annotate::default()),
         "labels.{language, response_language}, scores.lang_mismatch and the heuristic columns",
     ))
 }
@@ -77,17 +78,66 @@ pub(crate) async fn annotate_all(ctx: &StepCtx, records: Vec<Record>) -> Vec<Rec
         .await
 }
 
+/// Answers in another language than their prompt: counted over a step's records, and a
+/// warning when they are most of them (a teacher answering English in Spanish).
+#[derive(Debug, Default)]
+pub(crate) struct LangTally {
+    judged: AtomicU64,
+    mismatched: AtomicU64,
+}
+
+impl LangTally {
+    /// A share above this of records with a verdict is warned about.
+    const WARN_SHARE: f64 = 0.5;
+
+    pub(crate) fn count(&self, records: &[Record]) {
+        for r in records {
+            if let Some(m) = r.scores.get("lang_mismatch") {
+                self.judged.fetch_add(1, Ordering::Relaxed);
+                if *m == 1.0 {
+                    self.mismatched.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Records `lang_mismatch_rate` and warns above [`Self::WARN_SHARE`] (over 20+).
+    pub(crate) fn check(&self, ctx: &StepCtx) {
+        let judged = self.judged.load(Ordering::Relaxed);
+        if judged == 0 {
+            return;
+        }
+        let share = self.mismatched.load(Ordering::Relaxed) as f64 / judged as f64;
+        ctx.stats.set_metric("lang_mismatch_rate", share);
+        if judged >= 20 && share > Self::WARN_SHARE {
+            ctx.stats.warn(format!(
+                "{:.0}% of {judged} answers are in another language than their prompt — the teacher does not follow the prompt's language; filter with keep = \"lang_mismatch == 0\" or choose another teacher",
+                share * 100.0
+            ));
+        }
+    }
+}
+
 /// The `annotate` step.
-pub struct Annotate;
+#[derive(Default)]
+pub struct Annotate {
+    tally: LangTally,
+}
 
 #[async_trait]
 impl MapStep for Annotate {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
         let records = annotate_all(ctx, batch).await;
+        self.tally.count(&records);
         Ok(Batch {
             records,
             ..Default::default()
         })
+    }
+
+    async fn finish(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        self.tally.check(ctx);
+        Ok(())
     }
 }
 

@@ -45,6 +45,7 @@ use retort_core::{Record, Rejection};
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
+use crate::calibration::{self, Calibrator};
 use crate::judge_parse::{parse_score, parse_verdict, verdict_response_format, Scale, Verdict};
 use crate::score::{
     default_concurrency, default_max_tokens, judge_request, parse_failure, prompt_estimate,
@@ -120,6 +121,12 @@ pub struct JudgeOptions {
     /// Completion limit per call. Default 512.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// Check the judge on a calibration set first: `"auto"` (default), `"on"`, `"off"`
+    /// or a JSONL path (see [`crate::calibration`]).
+    #[serde(default)]
+    pub calibration: calibration::Mode,
+    /// Stop the step when the calibration accuracy is below this share.
+    pub min_calibration_accuracy: Option<f64>,
 }
 
 /// The built `judge` step.
@@ -130,6 +137,10 @@ pub struct JudgeStep {
     templates: Vec<(Option<UfAspect>, Template)>,
     pairs_total: AtomicU64,
     pairs_consistent: AtomicU64,
+    calibrator: Calibrator,
+    /// Pointwise: every candidate score given in this run with the candidate's length in
+    /// chars, for the collapse and length-bias checks when the step finishes.
+    given: std::sync::Mutex<Vec<(f64, f64)>>,
 }
 
 /// Candidates assumed per record for `retort plan` (the usual two teachers or samples).
@@ -245,8 +256,9 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             opts.teacher
         ),
     };
+    let step = JudgeStep::with_templates(opts, templates, &ctx.base_dir).map_err(|e| vec![e])?;
     Ok(Built {
-        step: Arc::new(JudgeStep::with_templates(opts, templates)),
+        step: Arc::new(step),
         writes,
         files,
         estimates,
@@ -261,16 +273,91 @@ impl JudgeStep {
             return Err(errs);
         }
         let templates = load_templates(&opts, base_dir)?;
-        Ok(Self::with_templates(opts, templates))
+        Self::with_templates(opts, templates, base_dir).map_err(|e| vec![e])
     }
 
-    fn with_templates(opts: JudgeOptions, templates: Vec<(Option<UfAspect>, Template)>) -> Self {
-        JudgeStep {
+    fn with_templates(
+        opts: JudgeOptions,
+        templates: Vec<(Option<UfAspect>, Template)>,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let calls_per_record = match opts.mode {
+            JudgeMode::Pointwise => PLAN_CANDIDATES * templates.len() as f64,
+            JudgeMode::Pairwise => PLAN_CANDIDATES * (PLAN_CANDIDATES - 1.0),
+        };
+        let calibrator = Calibrator::new(
+            opts.calibration.clone(),
+            opts.min_calibration_accuracy,
+            calls_per_record,
+            base_dir,
+        )?;
+        Ok(JudgeStep {
             scale: opts.scale.unwrap_or_default(),
             opts,
             templates,
             pairs_total: AtomicU64::new(0),
             pairs_consistent: AtomicU64::new(0),
+            calibrator,
+            given: Default::default(),
+        })
+    }
+
+    /// The pointwise prompts for one answer to `r`: one per template.
+    fn pointwise_prompts(
+        &self,
+        r: &Record,
+        answer: &str,
+    ) -> Result<Vec<(Option<UfAspect>, String)>, StepError> {
+        let mut v = record_vars(r);
+        v.insert("response".into(), answer.into());
+        v.insert("scale_min".into(), self.scale.min.into());
+        v.insert("scale_max".into(), self.scale.max.into());
+        self.templates
+            .iter()
+            .map(|(aspect, tpl)| Ok((*aspect, tpl.render(&v).map_err(StepError::Config)?)))
+            .collect()
+    }
+
+    /// The pairwise prompt showing `a` as response A and `b` as response B.
+    fn pairwise_prompt(&self, r: &Record, a: &str, b: &str) -> Result<String, StepError> {
+        let mut v = record_vars(r);
+        v.insert("response_a".into(), a.into());
+        v.insert("response_b".into(), b.into());
+        self.templates[0].1.render(&v).map_err(StepError::Config)
+    }
+
+    /// How calibration asks this step's judge, in its own mode and templates.
+    fn asker(&self) -> calibration::Asker<'_> {
+        match self.opts.mode {
+            JudgeMode::Pointwise => calibration::Asker::Pointwise {
+                prompts: Box::new(move |r: &Record, answer: &str| {
+                    Ok(self
+                        .pointwise_prompts(r, answer)?
+                        .into_iter()
+                        .map(|(_, p)| p)
+                        .collect())
+                }),
+                scale: self.scale,
+            },
+            JudgeMode::Pairwise => calibration::Asker::Pairwise {
+                prompt: Box::new(move |r: &Record, a: &str, b: &str| self.pairwise_prompt(r, a, b)),
+            },
+        }
+    }
+
+    fn response_format(&self) -> Option<serde_json::Value> {
+        self.opts.structured.then(|| match self.opts.mode {
+            JudgeMode::Pointwise => self.scale.response_format(),
+            JudgeMode::Pairwise => verdict_response_format(),
+        })
+    }
+
+    fn settings(&self) -> calibration::Settings {
+        calibration::Settings {
+            temperature: self.opts.temperature,
+            max_tokens: self.opts.max_tokens,
+            response_format: self.response_format(),
+            concurrency: self.opts.concurrency,
         }
     }
 
@@ -339,41 +426,32 @@ impl MapStep for JudgeStep {
                 eligible[i] = false;
                 continue;
             }
-            let vars = record_vars(r);
+            self.calibrator
+                .before_record(ctx, &teacher, || self.asker(), || self.settings())
+                .await?;
             match self.opts.mode {
                 JudgeMode::Pointwise => {
                     for (c, cand) in r.candidates.iter().enumerate() {
-                        for (aspect, tpl) in &self.templates {
-                            let mut v = vars.clone();
-                            v.insert("response".into(), cand.content.clone().into());
-                            v.insert("scale_min".into(), self.scale.min.into());
-                            v.insert("scale_max".into(), self.scale.max.into());
-                            let prompt = tpl.render(&v).map_err(StepError::Config)?;
+                        for (aspect, prompt) in self.pointwise_prompts(r, &cand.content)? {
                             jobs.push(Job {
                                 rec: i,
                                 a: c,
                                 b: c,
-                                aspect: *aspect,
+                                aspect,
                                 prompt,
                             });
                         }
                     }
                 }
                 JudgeMode::Pairwise => {
-                    let tpl = &self.templates[0].1;
                     for x in 0..n {
                         for y in x + 1..n {
                             for (a, b) in [(x, y), (y, x)] {
-                                let mut v = vars.clone();
-                                v.insert(
-                                    "response_a".into(),
-                                    r.candidates[a].content.clone().into(),
-                                );
-                                v.insert(
-                                    "response_b".into(),
-                                    r.candidates[b].content.clone().into(),
-                                );
-                                let prompt = tpl.render(&v).map_err(StepError::Config)?;
+                                let prompt = self.pairwise_prompt(
+                                    r,
+                                    &r.candidates[a].content,
+                                    &r.candidates[b].content,
+                                )?;
                                 jobs.push(Job {
                                     rec: i,
                                     a,
@@ -388,10 +466,7 @@ impl MapStep for JudgeStep {
             }
         }
 
-        let format = self.opts.structured.then(|| match self.opts.mode {
-            JudgeMode::Pointwise => self.scale.response_format(),
-            JudgeMode::Pairwise => verdict_response_format(),
-        });
+        let format = self.response_format();
         let reqs = jobs
             .iter()
             .map(|j| {
@@ -480,6 +555,10 @@ impl MapStep for JudgeStep {
                                 .collect();
                             Some(lines.join("\n"))
                         };
+                        self.given
+                            .lock()
+                            .unwrap()
+                            .push((mean, r.candidates[c].content.chars().count() as f64));
                         r.candidates[c].score = Some(mean);
                         r.candidates[c].rationale = rationale;
                     }
@@ -540,5 +619,14 @@ impl MapStep for JudgeStep {
             rejections,
             ..Default::default()
         })
+    }
+
+    async fn finish(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let given = self.given.lock().unwrap();
+        let scores: Vec<f64> = given.iter().map(|g| g.0).collect();
+        crate::score::check_collapse(ctx, "candidates.score", &scores);
+        let lens: Vec<f64> = given.iter().map(|g| g.1).collect();
+        crate::score::check_length_bias(ctx, "candidates.score", &scores, &lens);
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Steps that score, compare and pair records with judges, and the judge reply parser.
 
 pub mod annotate;
+pub mod calibration;
 pub mod judge;
 pub mod judge_parse;
 pub mod pair;

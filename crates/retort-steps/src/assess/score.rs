@@ -16,7 +16,15 @@
 //! concurrency = 16                      # judge calls in flight per batch
 //! temperature = 0.0
 //! max_tokens = 512
+//! calibration = "auto"                  # check the quality judge first; "on", "off", a path
+//! min_calibration_accuracy = 0.8        # stop when it does worse (default: warn below 0.8)
 //! ```
+//!
+//! Calibration ([`crate::calibration`]) asks the quality rubric about good and flawed
+//! answers before the run's records. When the step finishes it checks what it gave:
+//! a column where one value covers more than [`COLLAPSE_SHARE`] of the records, quality
+//! scores that rank-correlate with answer length beyond [`LENGTH_BIAS`], and answers
+//! mostly in another language than their prompts are warnings in the run summary.
 //!
 //! Writes `scores.<aspect>` and `labels.<aspect>_rationale` (when the judge gave one).
 //! With `heuristics`, also every column of the `annotate` step (languages with their
@@ -30,7 +38,7 @@
 //! A budget or circuit-breaker error stops the step.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use retort_core::{Failure, Message, Record};
@@ -38,6 +46,7 @@ use retort_teacher::{ChatRequest, ChatResponse, FinishReason, TeacherError};
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
+use crate::calibration::{self, Calibrator};
 use crate::judge_parse::{parse_score, ParseError, Scale, ScoreReply};
 use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
@@ -102,6 +111,12 @@ pub struct ScoreOptions {
     /// Completion limit per judge call. Default 512.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// Check the quality judge on a calibration set first: `"auto"` (default), `"on"`,
+    /// `"off"` or a JSONL path (see [`crate::calibration`]).
+    #[serde(default)]
+    pub calibration: calibration::Mode,
+    /// Stop the step when the calibration accuracy is below this share.
+    pub min_calibration_accuracy: Option<f64>,
 }
 
 fn default_aspects() -> Vec<Aspect> {
@@ -121,7 +136,20 @@ pub(crate) fn default_max_tokens() -> u32 {
 pub struct ScoreStep {
     opts: ScoreOptions,
     templates: Vec<(Aspect, Template)>,
+    calibrator: Calibrator,
+    /// Per aspect, every score given in this run with the answer's length in chars: for
+    /// the collapse and length-bias checks when the step finishes.
+    given: Mutex<BTreeMap<Aspect, Vec<(f64, f64)>>>,
+    tally: crate::annotate::LangTally,
 }
+
+/// A score column where one value covers more than this share of rows has collapsed.
+pub const COLLAPSE_SHARE: f64 = 0.8;
+/// A judge whose quality scores rank-correlate with answer length beyond this (either
+/// way) is judging length.
+pub const LENGTH_BIAS: f64 = 0.5;
+/// Fewer scores than this say nothing about collapse or bias.
+const CHECK_MIN_ROWS: usize = 20;
 
 /// Build `score` from its spec: parse options, check the teacher, load the templates.
 pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
@@ -145,6 +173,13 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
             ));
         }
     }
+    let calibrator = match calibrator(&opts, &ctx.base_dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
     let mut templates = Vec::new();
     let mut aspects = opts.aspects.clone();
     aspects.dedup();
@@ -189,7 +224,13 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         }
     );
     Ok(Built {
-        step: Arc::new(ScoreStep { opts, templates }),
+        step: Arc::new(ScoreStep {
+            opts,
+            templates,
+            calibrator: calibrator.expect("no build errors"),
+            given: Mutex::default(),
+            tally: Default::default(),
+        }),
         writes,
         files,
         estimates,
@@ -199,6 +240,23 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
 /// Rough prompt size of a template plus `record_tokens` of record text (4 chars/token).
 pub(crate) fn prompt_estimate(t: &Template, record_tokens: u64) -> u64 {
     (t.source().len() as u64).div_ceil(4) + record_tokens
+}
+
+/// The step's calibration: of the quality rubric, the only aspect a good and a flawed
+/// answer tell apart.
+fn calibrator(opts: &ScoreOptions, base: &std::path::Path) -> Result<Calibrator, String> {
+    if !opts.aspects.contains(&Aspect::Quality) {
+        return match (&opts.calibration, opts.min_calibration_accuracy) {
+            (calibration::Mode::Auto | calibration::Mode::Off, None) => Ok(Calibrator::off()),
+            _ => Err("calibration checks the quality judge, and `aspects` has no \"quality\"; add it or remove `calibration`/`min_calibration_accuracy`".into()),
+        };
+    }
+    Calibrator::new(
+        opts.calibration.clone(),
+        opts.min_calibration_accuracy,
+        opts.aspects.len() as f64,
+        base,
+    )
 }
 
 impl ScoreStep {
@@ -213,7 +271,71 @@ impl ScoreStep {
                 .unwrap_or(a.default_template());
             templates.push((*a, Template::load(name, base_dir)?));
         }
-        Ok(ScoreStep { opts, templates })
+        let calibrator = calibrator(&opts, base_dir)?;
+        Ok(ScoreStep {
+            opts,
+            templates,
+            calibrator,
+            given: Mutex::default(),
+            tally: Default::default(),
+        })
+    }
+
+    /// The variables of `aspect`'s template for `r`; `None` when it asks for quality
+    /// and the record has no response to rate.
+    fn vars(
+        &self,
+        r: &Record,
+        aspect: Aspect,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let mut v = record_vars(r);
+        v.insert("scale_min".into(), self.opts.scale.min.into());
+        v.insert("scale_max".into(), self.opts.scale.max.into());
+        if aspect == Aspect::Quality {
+            let resp = r.response_text().filter(|s| !s.trim().is_empty())?;
+            let chat = r.chat();
+            let assistant_turns = chat.iter().filter(|m| m.role == "assistant").count();
+            v.insert("response".into(), resp.into());
+            v.insert(
+                "messages".into(),
+                serde_json::to_value(&chat).unwrap_or_default(),
+            );
+            v.insert("multi_turn".into(), (assistant_turns > 1).into());
+        }
+        Some(v)
+    }
+
+    /// How calibration asks this step's quality rubric about an answer.
+    fn asker(&self) -> calibration::Asker<'_> {
+        let tpl = self
+            .templates
+            .iter()
+            .find(|(a, _)| *a == Aspect::Quality)
+            .map(|(_, t)| t);
+        calibration::Asker::Pointwise {
+            prompts: Box::new(move |rec: &Record, answer: &str| {
+                let tpl = tpl.expect("calibration runs only with a quality rubric");
+                let mut r = rec.clone();
+                r.output = Some(answer.to_string());
+                let v = self
+                    .vars(&r, Aspect::Quality)
+                    .expect("calibration answers are not empty");
+                Ok(vec![tpl.render(&v).map_err(StepError::Config)?])
+            }),
+            scale: self.opts.scale,
+        }
+    }
+
+    fn settings(&self) -> calibration::Settings {
+        calibration::Settings {
+            temperature: self.opts.temperature,
+            max_tokens: self.opts.max_tokens,
+            response_format: self
+                .opts
+                .structured
+                .then(|| self.opts.scale.response_format()),
+            concurrency: self.opts.concurrency,
+        }
     }
 }
 
@@ -286,6 +408,11 @@ pub(crate) fn parse_failure(
 impl MapStep for ScoreStep {
     async fn map(&self, ctx: &StepCtx, batch: Vec<Record>) -> Result<Batch, StepError> {
         let teacher = ctx.teacher(&self.opts.teacher)?;
+        for _ in &batch {
+            self.calibrator
+                .before_record(ctx, &teacher, || self.asker(), || self.settings())
+                .await?;
+        }
         let format = self
             .opts
             .structured
@@ -295,34 +422,19 @@ impl MapStep for ScoreStep {
         let mut usable = vec![true; batch.len()];
         let mut jobs: Vec<(usize, Aspect, String)> = Vec::new();
         for (i, r) in batch.iter().enumerate() {
-            let mut vars = record_vars(r);
-            vars.insert("scale_min".into(), self.opts.scale.min.into());
-            vars.insert("scale_max".into(), self.opts.scale.max.into());
-            let chat = r.chat();
-            let response = r.response_text();
-            let assistant_turns = chat.iter().filter(|m| m.role == "assistant").count();
             for (aspect, tpl) in &self.templates {
-                let mut v = vars.clone();
-                if *aspect == Aspect::Quality {
-                    let Some(resp) = response.as_deref().filter(|s| !s.trim().is_empty()) else {
-                        failures.push(Failure {
-                            step: ctx.step_id.clone(),
-                            record_id: r.id.clone(),
-                            class: "bad_input".into(),
-                            status: None,
-                            message: "quality: the record has no response to rate (no `output` and no assistant turn)".into(),
-                            raw: r.prompt_text(),
-                        });
-                        usable[i] = false;
-                        continue;
-                    };
-                    v.insert("response".into(), resp.into());
-                    v.insert(
-                        "messages".into(),
-                        serde_json::to_value(&chat).unwrap_or_default(),
-                    );
-                    v.insert("multi_turn".into(), (assistant_turns > 1).into());
-                }
+                let Some(v) = self.vars(r, *aspect) else {
+                    failures.push(Failure {
+                        step: ctx.step_id.clone(),
+                        record_id: r.id.clone(),
+                        class: "bad_input".into(),
+                        status: None,
+                        message: "quality: the record has no response to rate (no `output` and no assistant turn)".into(),
+                        raw: r.prompt_text(),
+                    });
+                    usable[i] = false;
+                    continue;
+                };
                 // A template that fails to render fails for every record: stop the step
                 // with the template's message rather than fill the failures table.
                 let prompt = tpl.render(&v).map_err(StepError::Config)?;
@@ -369,7 +481,14 @@ impl MapStep for ScoreStep {
             if !ok {
                 continue;
             }
+            let len = r.response_text().map_or(0, |t| t.chars().count()) as f64;
             for (aspect, s) in scores {
+                self.given
+                    .lock()
+                    .unwrap()
+                    .entry(aspect)
+                    .or_default()
+                    .push((s.score, len));
                 r.scores.insert(aspect.name().to_string(), s.score);
                 if let Some(why) = s.rationale {
                     r.labels.insert(format!("{}_rationale", aspect.name()), why);
@@ -380,11 +499,75 @@ impl MapStep for ScoreStep {
         if self.opts.heuristics {
             // The same columns, by the same code, as the `annotate` step.
             records = crate::annotate::annotate_all(ctx, records).await;
+            self.tally.count(&records);
         }
         Ok(Batch {
             records,
             failures,
             ..Default::default()
         })
+    }
+
+    async fn finish(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        self.tally.check(ctx);
+        let given = self.given.lock().unwrap();
+        for (aspect, rows) in given.iter() {
+            let scores: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let name = aspect.name();
+            check_collapse(ctx, &format!("scores.{name}"), &scores);
+            if *aspect == Aspect::Quality {
+                let lens: Vec<f64> = rows.iter().map(|r| r.1).collect();
+                check_length_bias(ctx, "scores.quality", &scores, &lens);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Record how `column` rank-correlates with answer length as `<column>_length_correlation`
+/// and warn beyond [`LENGTH_BIAS`].
+pub fn check_length_bias(ctx: &StepCtx, column: &str, scores: &[f64], lens: &[f64]) {
+    if scores.len() < CHECK_MIN_ROWS {
+        return;
+    }
+    let Some(rho) = calibration::spearman(scores, lens) else {
+        return;
+    };
+    ctx.stats.set_metric(
+        &format!("{}_length_correlation", column.replace('.', "_")),
+        rho,
+    );
+    if rho.abs() > LENGTH_BIAS {
+        ctx.stats.warn(format!(
+            "{column} rank-correlates with answer length (Spearman {rho:.2} over {} records): the judge may be rating length, not quality",
+            scores.len()
+        ));
+    }
+}
+
+/// Warn when one value covers more than [`COLLAPSE_SHARE`] of a score column (a judge
+/// that says 8 to everything), and record the share as `<column>_top_share`.
+pub fn check_collapse(ctx: &StepCtx, column: &str, scores: &[f64]) {
+    if scores.len() < CHECK_MIN_ROWS {
+        return;
+    }
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for s in scores {
+        *counts.entry(s.to_bits()).or_default() += 1;
+    }
+    let (bits, top) = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("not empty");
+    let share = top as f64 / scores.len() as f64;
+    ctx.stats
+        .set_metric(&format!("{}_top_share", column.replace('.', "_")), share);
+    if share > COLLAPSE_SHARE {
+        ctx.stats.warn(format!(
+            "{column} has collapsed: {:.0}% of {} records got {} — the judge does not tell them apart; try a stronger judge or another rubric",
+            share * 100.0,
+            scores.len(),
+            f64::from_bits(bits)
+        ));
     }
 }
