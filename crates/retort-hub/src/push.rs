@@ -24,6 +24,11 @@
 //! The token is sent as `Authorization: Bearer` to the Hub's own endpoints only (never
 //! to upload hrefs, which are pre-signed), marked sensitive, and redacted from every
 //! server message this module repeats.
+//!
+//! Size: ~785 lines of code plus tests. The upload is one ordered protocol (repo,
+//! preupload, LFS batch, basic or multipart upload, verify, commit) over one client
+//! that owns the token and its redaction; one file keeps that order readable top to
+//! bottom against the official client's source.
 
 use std::path::Path;
 use std::time::Duration;

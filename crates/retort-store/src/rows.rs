@@ -5,6 +5,9 @@
 //! is parsed whole, as the format requires. A bad row is an `Err` item naming the file and
 //! line; iteration continues with the next row where the format allows it (JSONL, CSV),
 //! so a caller can either stop at the first error or send bad rows to failures.
+//!
+//! Size: ~670 lines of code plus ~80 of tests: one row reader per file format behind
+//! one interface, with the line/position bookkeeping errors name.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};

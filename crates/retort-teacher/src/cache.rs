@@ -8,6 +8,9 @@
 //! drained handful wrote the same B-tree pages to the WAL over and over (a third of a
 //! 20,000 req/s run). Reads go through the same queue and the same connection, so a
 //! read always sees every earlier write, committed or not.
+//!
+//! Size: ~620 lines of code plus ~100 of tests: the key, the SQLite store, its recovery
+//! from a broken file and the connection thread act on one table.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

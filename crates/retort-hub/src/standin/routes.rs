@@ -16,6 +16,10 @@
 //!
 //! Every Hub endpoint except the upload hrefs needs `Authorization: Bearer <token>`;
 //! a missing or unknown token is a 401 whose message never repeats what was sent.
+//!
+//! Size: ~770 lines. One handler per Hub endpoint the official client and `retort push`
+//! call, sharing the store and the token check; kept as one table so it reads against
+//! `hf_api.py` endpoint by endpoint.
 
 // The error of a handler's helper is the HTTP answer itself, built once per request.
 #![allow(clippy::result_large_err)]

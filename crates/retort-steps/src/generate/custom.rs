@@ -29,6 +29,10 @@
 //! other targets — never into a field that scores, judges, filters or dedup read.
 //! `samples = k` writes k records per input (`<id>-s<i>` for k > 1). Calls go through
 //! the call pool (continuous in-flight calls, failures as rows, cache, budget).
+//!
+//! Size: ~765 lines: the options of one step kind, their checks at compile time and its
+//! call path; the typed-output and tool-call rules it uses live in `structured.rs` and
+//! `tools.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -10,6 +10,10 @@
 //! JSON text) and `candidates` are read into their fields. Every other field is kept:
 //! strings and booleans as `labels`, numbers as `scores`, lists and objects as `labels`
 //! holding their JSON text.
+//!
+//! Size: ~830 lines of code plus tests: the field mapping for every row shape retort
+//! reads (Alpaca, ShareGPT, OpenAI messages with tool calls, preference pairs, Self-
+//! Instruct seeds) is one rule table and one function per shape.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
