@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/retort}
 MODELS=${MODELS:-"smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct"}
 OUT=${OUT:-runs/bench-judges}
+# Extra arguments for the calibration run, e.g. CALIBRATE_ARGS="--set step.pairwise.calibration=off"
+# to measure the score step's rubric only (half the calls).
+CALIBRATE_ARGS=${CALIBRATE_ARGS:-}
 mkdir -p "$OUT"
 
 secs() { python3 -c "import time; print(time.time())"; }
@@ -23,7 +26,8 @@ secs() { python3 -c "import time; print(time.time())"; }
 for m in $MODELS; do
   echo "==> $m: calibration" >&2
   t0=$(secs)
-  "$BIN" --quiet run pipelines/calibrate.toml --set "teachers.judge.model=$m" \
+  # shellcheck disable=SC2086
+  "$BIN" --quiet run pipelines/calibrate.toml --set "teachers.judge.model=$m" $CALIBRATE_ARGS \
     --out "$OUT/calibrate-$m" --fresh >"$OUT/calibrate-$m.log" 2>&1
   t1=$(secs)
   echo "==> $m: quickstart" >&2
@@ -43,8 +47,10 @@ tasks, scored = q["tasks"], q["scored"]
 mism = q["annotated"]["metrics"].get("lang_mismatch_rate")
 flaws = sorted((k[len("calibration_flaw_"):], v) for k, v in pw.items() if k.startswith("calibration_flaw_"))
 worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(flaws, key=lambda x: x[1])[:2])
-print(f"| {m} | {pw['calibration_accuracy']:.2f} (en {pw.get('calibration_lang_en', 0):.2f}, zh {pw.get('calibration_lang_zh', 0):.2f}; worst: {worst}) "
-      f"| {pr['calibration_accuracy']:.2f} (first position {pr.get('calibration_first_position', float('nan')):.2f}) "
+pair = (f"{pr['calibration_accuracy']:.2f} (first position {pr.get('calibration_first_position', float('nan')):.2f})"
+        if "calibration_accuracy" in pr else "not run")
+print(f"| {m} | {pw['calibration_accuracy']:.2f} (en {pw.get('calibration_lang_en', 0):.2f}, zh {pw.get('calibration_lang_zh', 0):.2f}; unreadable {pw['calibration_unparsed']:.2f}; worst: {worst}) "
+      f"| {pair} "
       f"| {t1 - t0:.0f} s "
       f"| {t2 - t1:.0f} s | {tasks['rows_out']} tasks, {tasks['failures']} failed | "
       f"{'—' if mism is None else f'{mism:.2f}'} | {scored['failures']} of {scored['rows_in']} | {q['sft']['rows_in']} |")

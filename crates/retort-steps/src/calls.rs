@@ -36,6 +36,22 @@ use retort_teacher::{ChatRequest, ChatResponse, Teacher, TeacherError};
 
 use crate::api::{Batch, Inputs, MapStep, Origins, OutputSink, Positioned, StepCtx, StepError};
 
+/// A judge request (score, judge, calibration): one user turn, deterministic settings.
+pub fn judge_request(
+    prompt: String,
+    temperature: f32,
+    max_tokens: u32,
+    response_format: Option<serde_json::Value>,
+) -> ChatRequest {
+    ChatRequest {
+        messages: vec![retort_core::Message::user(prompt)],
+        temperature: Some(temperature),
+        max_tokens: Some(max_tokens),
+        response_format,
+        ..Default::default()
+    }
+}
+
 /// A teacher error turned into a failure row; `raw` keeps what could not be used.
 pub fn failure(step: &str, record_id: &str, e: &TeacherError, raw: &str) -> Failure {
     Failure {

@@ -2,7 +2,7 @@
 //! call `retort_hub`, print what happened. The token is read into a `Secret` and never
 //! printed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -32,20 +32,36 @@ pub fn card(run_dir: &Path, out: Option<&Path>, examples: usize) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `retort push` was asked.
-pub struct PushArgs<'a> {
-    pub run_dir: &'a Path,
+/// What `retort push` was asked (its command-line arguments).
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Dataset repository, ORG/NAME (created if needed).
+    #[arg(long)]
     pub repo: String,
+    /// Environment variable holding the token.
+    #[arg(long, default_value = "HF_TOKEN")]
     pub token_env: String,
+    /// Create the repository private.
+    #[arg(long)]
     pub private: bool,
+    /// Commit message.
+    #[arg(long)]
     pub message: Option<String>,
+    /// Branch to commit to, created from main when missing (default main).
+    #[arg(long, alias = "branch")]
     pub revision: Option<String>,
+    /// Also upload RUN_DIR/report.html.
+    #[arg(long)]
     pub include_report: bool,
+    /// Also upload the resolved pipeline as retort/pipeline.toml.
+    #[arg(long)]
     pub include_pipeline: bool,
 }
 
 /// `retort push RUN_DIR --repo ORG/NAME`.
-pub fn push(a: PushArgs<'_>) -> anyhow::Result<ExitCode> {
+pub fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
     let token = match std::env::var(&a.token_env) {
         Ok(v) if !v.trim().is_empty() => retort_teacher::Secret::new(v.trim()),
         _ => anyhow::bail!(
@@ -70,7 +86,7 @@ pub fn push(a: PushArgs<'_>) -> anyhow::Result<ExitCode> {
         include_pipeline: a.include_pipeline,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let out = rt.block_on(retort_hub::push(a.run_dir, &opts))?;
+    let out = rt.block_on(retort_hub::push(&a.run_dir, &opts))?;
     for w in &out.warnings {
         eprintln!("warning: {w}");
     }

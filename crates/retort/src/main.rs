@@ -162,31 +162,7 @@ The token comes from $HF_TOKEN (or the variable --token-env names) and is never 
 $HF_ENDPOINT (default https://huggingface.co), so enterprise and self-hosted Hubs work. \
 Re-running an interrupted push uploads only what the Hub does not have yet."
     )]
-    Push {
-        /// The run directory.
-        run_dir: PathBuf,
-        /// Dataset repository, ORG/NAME (created if needed).
-        #[arg(long)]
-        repo: String,
-        /// Environment variable holding the token.
-        #[arg(long, default_value = "HF_TOKEN")]
-        token_env: String,
-        /// Create the repository private.
-        #[arg(long)]
-        private: bool,
-        /// Commit message.
-        #[arg(long)]
-        message: Option<String>,
-        /// Branch to commit to, created from main when missing (default main).
-        #[arg(long, alias = "branch")]
-        revision: Option<String>,
-        /// Also upload RUN_DIR/report.html.
-        #[arg(long)]
-        include_report: bool,
-        /// Also upload the resolved pipeline as retort/pipeline.toml.
-        #[arg(long)]
-        include_pipeline: bool,
-    },
+    Push(hub_cmd::PushArgs),
     /// Self-Instruct's novelty filter on files you already have: each candidate is
     /// rejected when its ROUGE-L F1 against the pool (and the candidates accepted before
     /// it) exceeds the threshold; accepted ones join the pool.
@@ -440,25 +416,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             examples,
         } => hub_cmd::card(&run_dir, out.as_deref(), examples),
-        Cmd::Push {
-            run_dir,
-            repo,
-            token_env,
-            private,
-            message,
-            revision,
-            include_report,
-            include_pipeline,
-        } => hub_cmd::push(hub_cmd::PushArgs {
-            run_dir: &run_dir,
-            repo,
-            token_env,
-            private,
-            message,
-            revision,
-            include_report,
-            include_pipeline,
-        }),
+        Cmd::Push(a) => hub_cmd::push(a),
         Cmd::Novelty {
             pool,
             candidates,

@@ -390,7 +390,7 @@ pub async fn run(
     let mut reqs = Vec::new();
     let mut spans = Vec::new();
     let req = |prompt: String| {
-        crate::score::judge_request(
+        crate::calls::judge_request(
             prompt,
             s.temperature,
             s.max_tokens,

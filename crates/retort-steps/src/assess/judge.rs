@@ -46,10 +46,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::*;
 use crate::calibration::{self, Calibrator};
+use crate::calls::judge_request;
 use crate::judge_parse::{parse_score, parse_verdict, verdict_response_format, Scale, Verdict};
 use crate::score::{
-    default_concurrency, default_max_tokens, judge_request, parse_failure, prompt_estimate,
-    record_vars, teacher_failure,
+    default_concurrency, default_max_tokens, parse_failure, prompt_estimate, record_vars,
+    teacher_failure,
 };
 use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;

@@ -41,12 +41,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use retort_core::{Failure, Message, Record};
-use retort_teacher::{ChatRequest, ChatResponse, FinishReason, TeacherError};
+use retort_core::{Failure, Record};
+use retort_teacher::{ChatResponse, FinishReason, TeacherError};
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
 use crate::calibration::{self, Calibrator};
+use crate::calls::judge_request;
 use crate::judge_parse::{parse_score, ParseError, Scale, ScoreReply};
 use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
@@ -350,22 +351,6 @@ pub(crate) fn record_vars(r: &Record) -> serde_json::Map<String, serde_json::Val
         serde_json::to_value(r.prompt_messages()).unwrap_or_default(),
     );
     m
-}
-
-/// A judge request: one user turn, deterministic settings.
-pub(crate) fn judge_request(
-    prompt: String,
-    temperature: f32,
-    max_tokens: u32,
-    response_format: Option<serde_json::Value>,
-) -> ChatRequest {
-    ChatRequest {
-        messages: vec![Message::user(prompt)],
-        temperature: Some(temperature),
-        max_tokens: Some(max_tokens),
-        response_format,
-        ..Default::default()
-    }
 }
 
 /// A failure row for a permanent teacher fault; `raw` keeps the prompt that was sent.

@@ -609,14 +609,12 @@ fn openai_call(c: &Value) -> Result<ToolCall, String> {
 }
 
 fn call_arguments(v: Option<&Value>, name: &str) -> Result<String, String> {
-    match v {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(v @ Value::Object(_)) => Ok(v.to_string()),
-        None | Some(Value::Null) => Ok("{}".to_string()),
-        Some(other) => Err(format!(
-            "has a call to `{name}` whose arguments are neither a JSON string nor an object: {other}"
-        )),
-    }
+    ToolCall::arguments_text(v).ok_or_else(|| {
+        format!(
+            "has a call to `{name}` whose arguments are neither a JSON string nor an object: {}",
+            v.map(Value::to_string).unwrap_or_default()
+        )
+    })
 }
 
 /// A ShareGPT turn (`from`/`value`), with the tool roles of ShareGPT-with-tools

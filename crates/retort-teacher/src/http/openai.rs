@@ -215,11 +215,9 @@ pub(crate) fn parse_openai(body: &[u8], model: &str) -> Result<ChatResponse, Tea
         .map(|c| ToolCall {
             id: c.id,
             name: c.function.name,
-            arguments: match c.function.arguments {
-                Value::String(s) => s,
-                Value::Null => "{}".to_string(),
-                other => other.to_string(),
-            },
+            // An endpoint's odd value (a list, a number) is kept as its text, not lost.
+            arguments: ToolCall::arguments_text(Some(&c.function.arguments))
+                .unwrap_or_else(|| c.function.arguments.to_string()),
         })
         .collect();
     // A reasoning model cut during its trace, and a turn that only calls tools, answer
