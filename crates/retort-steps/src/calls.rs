@@ -272,13 +272,20 @@ async fn run_pool_with(
         if drained && committing.is_none() && finished.is_empty() {
             break;
         }
-        let next_wake = delayed
-            .iter()
-            .map(|(at, _)| *at)
+        // Wake for a timer only when it can lead somewhere: a requeued record once
+        // there is room to start it, a commit once there is something finished and no
+        // commit under way. A deadline already past that cannot act would make this
+        // loop spin (it did: two cores busy beside the embedded model while its calls
+        // ran longer than COMMIT_EVERY). Every other change wakes a branch below.
+        let room = stop.is_none() && !draining && live.len() < max_live;
+        let retry_at = delayed.iter().map(|(at, _)| *at).min().filter(|_| room);
+        let commit_at =
+            (committing.is_none() && !finished.is_empty()).then(|| last_commit + COMMIT_EVERY);
+        let next_wake = retry_at
+            .into_iter()
+            .chain(commit_at)
             .min()
-            .filter(|_| stop.is_none())
-            .unwrap_or_else(|| Instant::now() + COMMIT_EVERY)
-            .min(last_commit + COMMIT_EVERY);
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             Some((job, res)) = live.next(), if !live.is_empty() => {
                 match res {
@@ -563,6 +570,41 @@ mod tests {
         }
         assert_eq!(done, PositionSet::range(0, 2000));
         assert_eq!(ids.last().unwrap(), "r0");
+    }
+
+    /// CPU time this thread has used (Linux: utime + stime of /proc/thread-self/stat).
+    fn thread_cpu() -> Duration {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<u64> = rest
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        // Clock ticks; 100 per second on every Linux this runs on.
+        Duration::from_millis((f[0] + f[1]) * 10)
+    }
+
+    #[tokio::test]
+    async fn a_pool_waiting_on_slow_calls_sleeps_instead_of_spinning() {
+        // Calls longer than COMMIT_EVERY (embedded models take seconds): the pool has
+        // nothing to do but wait. It used to re-arm an elapsed commit deadline and spin
+        // a core until the next answer.
+        let t = fake(|_, _| (Duration::from_millis(2500), Ok(())));
+        let ctx = ctx_with(t.clone());
+        let mut sink = MemSink::default();
+        let cpu0 = thread_cpu();
+        run_pool(&Echo, &ctx, inputs_from(rows(2), 1024), &mut sink, 2)
+            .await
+            .unwrap();
+        let used = thread_cpu() - cpu0;
+        assert_eq!(sink.records().len(), 2);
+        assert!(
+            used < Duration::from_millis(300),
+            "{used:?} of CPU while waiting 2.5 s"
+        );
     }
 
     #[tokio::test]
