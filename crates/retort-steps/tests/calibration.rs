@@ -247,6 +247,69 @@ async fn a_pairwise_judge_that_knows_the_good_answer_in_either_position_passes()
 }
 
 #[tokio::test]
+async fn without_a_minimum_the_records_go_on_beside_the_calibration_and_with_one_they_wait() {
+    let is_run = |r: &retort_teacher::ChatRequest| r.messages[0].content.contains("Run answer");
+    for (min, waits) in [(None, false), (Some(0.8), true)] {
+        let t = ScriptedTeacher::rule(|p| Ok(knowing_pointwise(p)));
+        t.set_delay(std::time::Duration::from_millis(1));
+        let step = ScoreStep::new(
+            score_opts(vec![Aspect::Quality], Mode::On, min),
+            Path::new("."),
+        )
+        .unwrap();
+        let (r, sink, ctx) = run(&step, t.clone(), records(40)).await;
+        r.unwrap();
+        assert_eq!(sink.records().len(), 40);
+        assert_eq!(
+            ctx.stats.metrics.lock().unwrap()["calibration_accuracy"],
+            1.0
+        );
+        let seen = t.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2 * set().len() + 40);
+        let first_run = seen.iter().position(is_run).unwrap();
+        let last_calibration = seen.iter().rposition(|r| !is_run(r)).unwrap();
+        assert_eq!(
+            first_run > last_calibration,
+            waits,
+            "min {min:?}: first run call #{first_run}, last calibration call #{last_calibration}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn calibration_on_runs_even_when_the_step_gets_no_record_to_rate() {
+    // `calibrate.toml`'s judge once got no pairs (its answers were truncated) and its
+    // calibration, asked for with `on`, was silently skipped.
+    let t = ScriptedTeacher::rule(|_| Ok(r#"{"winner": "A"}"#.into()));
+    let step = JudgeStep::new(
+        judge_opts(JudgeMode::Pairwise, Mode::On, Some(0.8)),
+        Path::new("."),
+    )
+    .unwrap();
+    let (r, _sink, ctx) = run(&step, t.clone(), vec![]).await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("failed its calibration"), "{e}");
+    assert_eq!(
+        ctx.stats.metrics.lock().unwrap()["calibration_first_position"],
+        1.0
+    );
+
+    let t = ScriptedTeacher::rule(|p| Ok(knowing_pointwise(p)));
+    let step = ScoreStep::new(
+        score_opts(vec![Aspect::Quality], Mode::On, None),
+        Path::new("."),
+    )
+    .unwrap();
+    let (r, _sink, ctx) = run(&step, t.clone(), vec![]).await;
+    r.unwrap();
+    assert_eq!(
+        ctx.stats.metrics.lock().unwrap()["calibration_accuracy"],
+        1.0
+    );
+    assert_eq!(t.calls(), 2 * set().len());
+}
+
+#[tokio::test]
 async fn auto_leaves_a_small_step_alone_and_checks_a_large_one() {
     let t = ScriptedTeacher::rule(|p| Ok(knowing_pointwise(p)));
     let step = ScoreStep::new(

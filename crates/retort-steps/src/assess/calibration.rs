@@ -39,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use retort_core::Record;
@@ -472,6 +472,9 @@ pub struct Calibrator {
     /// Judge calls one record costs (for `auto`).
     calls_per_record: f64,
     started: AtomicU64,
+    /// Some record has taken on the calibration (used without a minimum, when the
+    /// other records go on beside it instead of waiting).
+    claimed: AtomicBool,
     /// `Ok(report)` once run; `Err(message)` when the judge fell below the minimum.
     result: tokio::sync::OnceCell<Result<Report, String>>,
 }
@@ -504,6 +507,7 @@ impl Calibrator {
             min_accuracy,
             calls_per_record,
             started: AtomicU64::new(0),
+            claimed: AtomicBool::new(false),
             result: tokio::sync::OnceCell::new(),
         })
     }
@@ -516,6 +520,7 @@ impl Calibrator {
             min_accuracy: None,
             calls_per_record: 1.0,
             started: AtomicU64::new(0),
+            claimed: AtomicBool::new(false),
             result: tokio::sync::OnceCell::new(),
         }
     }
@@ -530,9 +535,9 @@ impl Calibrator {
         asker: impl FnOnce() -> Asker<'a>,
         settings: impl FnOnce() -> Settings,
     ) -> Result<(), StepError> {
-        let Some(items) = &self.items else {
+        if self.items.is_none() {
             return Ok(());
-        };
+        }
         let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let due = match self.mode {
             Mode::Auto => {
@@ -544,6 +549,47 @@ impl Calibrator {
         if !due {
             return Ok(());
         }
+        // Without a minimum nothing depends on the outcome before the step ends, so
+        // one record runs the set while the others go on beside it: its calls share
+        // the step's concurrency instead of holding every record back for the
+        // calibration's latency tail (issue 16 measures the difference).
+        if self.min_accuracy.is_none() && self.claimed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let r = self.run_once(ctx, teacher, asker, settings).await;
+        if r.is_err() {
+            // A transient fault: the record is retried, and so is the set.
+            self.claimed.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    /// Called by the step when it finishes: a step with `calibration = "on"` (or a set
+    /// of its own) that had no record to rate still owes the user its calibration, which
+    /// would otherwise be silently skipped.
+    pub async fn at_finish<'a>(
+        &self,
+        ctx: &StepCtx,
+        teacher: &Arc<dyn Teacher>,
+        asker: impl FnOnce() -> Asker<'a>,
+        settings: impl FnOnce() -> Settings,
+    ) -> Result<(), StepError> {
+        if self.items.is_none() || self.mode == Mode::Auto {
+            return Ok(());
+        }
+        self.run_once(ctx, teacher, asker, settings).await
+    }
+
+    async fn run_once<'a>(
+        &self,
+        ctx: &StepCtx,
+        teacher: &Arc<dyn Teacher>,
+        asker: impl FnOnce() -> Asker<'a>,
+        settings: impl FnOnce() -> Settings,
+    ) -> Result<(), StepError> {
+        let Some(items) = &self.items else {
+            return Ok(());
+        };
         let outcome = self
             .result
             .get_or_try_init(|| async {

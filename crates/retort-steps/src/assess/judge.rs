@@ -623,6 +623,10 @@ impl MapStep for JudgeStep {
     }
 
     async fn finish(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let teacher = ctx.teacher(&self.opts.teacher)?;
+        self.calibrator
+            .at_finish(ctx, &teacher, || self.asker(), || self.settings())
+            .await?;
         let given = self.given.lock().unwrap();
         let scores: Vec<f64> = given.iter().map(|g| g.0).collect();
         crate::score::check_collapse(ctx, "candidates.score", &scores);

@@ -495,6 +495,10 @@ impl MapStep for ScoreStep {
 
     async fn finish(&self, ctx: &StepCtx) -> Result<(), StepError> {
         self.tally.check(ctx);
+        let teacher = ctx.teacher(&self.opts.teacher)?;
+        self.calibrator
+            .at_finish(ctx, &teacher, || self.asker(), || self.settings())
+            .await?;
         let given = self.given.lock().unwrap();
         for (aspect, rows) in given.iter() {
             let scores: Vec<f64> = rows.iter().map(|r| r.0).collect();

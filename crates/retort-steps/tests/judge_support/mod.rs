@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -19,6 +20,8 @@ pub struct ScriptedTeacher {
     queue: Mutex<VecDeque<Result<String, TeacherError>>>,
     rule: Option<Rule>,
     pub seen: Mutex<Vec<ChatRequest>>,
+    /// How long each call takes, in microseconds (0: answers at once).
+    delay_us: AtomicU64,
 }
 
 impl ScriptedTeacher {
@@ -28,6 +31,7 @@ impl ScriptedTeacher {
             queue: Mutex::new(replies.into()),
             rule: None,
             seen: Mutex::new(vec![]),
+            delay_us: AtomicU64::new(0),
         })
     }
 
@@ -39,7 +43,13 @@ impl ScriptedTeacher {
             queue: Mutex::new(VecDeque::new()),
             rule: Some(Box::new(f)),
             seen: Mutex::new(vec![]),
+            delay_us: AtomicU64::new(0),
         })
+    }
+
+    /// Make every call take `d`, so calls in flight together interleave.
+    pub fn set_delay(&self, d: std::time::Duration) {
+        self.delay_us.store(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn calls(&self) -> usize {
@@ -62,6 +72,10 @@ impl Teacher for ScriptedTeacher {
             .map(|m| m.content.clone())
             .unwrap_or_default();
         self.seen.lock().unwrap().push(req);
+        let delay = self.delay_us.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+        }
         let next = self.queue.lock().unwrap().pop_front();
         let content = match next {
             Some(r) => r?,
