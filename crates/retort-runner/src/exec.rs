@@ -444,7 +444,7 @@ pub async fn run(
     }
     let again = format!(
         "run the same command again to resume: {}",
-        rundir::command_line()
+        rundir::resume_command()
     );
     if let Some(signal) = interrupted {
         return Err(RunError::Interrupted {

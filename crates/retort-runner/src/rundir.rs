@@ -137,24 +137,18 @@ impl RunLock {
     }
 }
 
-/// This process's command line with every `--set` value cut to its key: a value set
-/// on the command line may be a header credential, and the lock file is on disk.
+/// This process's command line as the manifest records it: `--set` values under a
+/// secret key replaced ([`crate::manifest::redacted_command`]), since the lock file and
+/// error messages are on disk and in logs.
 pub(crate) fn command_line() -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut after_set = false;
-    for a in std::env::args() {
-        let cut = |kv: &str| format!("{}=…", kv.split('=').next().unwrap_or(""));
-        if after_set {
-            out.push(cut(&a));
-            after_set = false;
-        } else if let Some(kv) = a.strip_prefix("--set=") {
-            out.push(format!("--set={}", cut(kv)));
-        } else {
-            after_set = a == "--set";
-            out.push(a);
-        }
-    }
-    out.join(" ")
+    crate::manifest::redacted_command(&std::env::args().collect::<Vec<_>>())
+}
+
+/// The command that resumes this run: the same command without `--fresh`, which would
+/// throw away the committed progress the message promises to keep.
+pub(crate) fn resume_command() -> String {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--fresh").collect();
+    crate::manifest::redacted_command(&args)
 }
 
 impl StepDir {
