@@ -28,7 +28,9 @@ VENV=$ROOT/target/bench-venv
 BASELINE=$ROOT/scripts/bench/engine_baseline.py
 DEFAULT_TIMEOUT=60 # timeout_secs of both clients unless the scenario sets one
 
-log() { printf '%s\n' "$*" >&2; }
+BENCH_NAME=bench-engine
+# shellcheck source=bench/mock.sh
+source "$ROOT/scripts/bench/mock.sh"
 
 # ---------------------------------------------------------------- scenarios
 # name | mock flags | N | C | timeout_secs | mean latency in s (for the ideal; - if none)
@@ -68,31 +70,6 @@ for want in "${SELECTED[@]}"; do
 done
 
 # ---------------------------------------------------------------- setup
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-engine.XXXXXX")
-MOCK_PID=""
-
-stop_mock() {
-  [[ -n $MOCK_PID ]] || return 0
-  kill "$MOCK_PID" 2>/dev/null || true
-  for _ in $(seq 50); do
-    kill -0 "$MOCK_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$MOCK_PID" 2>/dev/null || true
-  wait "$MOCK_PID" 2>/dev/null || true
-  MOCK_PID=""
-}
-
-cleanup() {
-  stop_mock
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Both clients open up to C connections; raise the soft limit as far as allowed.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "building target/release/retort and retort-mock ..."
   cargo build --release -q -p retort -p retort-mock >&2
@@ -106,32 +83,6 @@ if ! "$VENV/bin/python" -c 'import openai' 2>/dev/null; then
   "$VENV/bin/pip" install -q openai >&2
 fi
 OPENAI_VERSION=$("$VENV/bin/python" -c 'import openai; print(openai.__version__)')
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_mock FLAGS LOGFILE: a fresh mock on a free port; sets PORT and MOCK_PID.
-start_mock() {
-  local flags=$1 logfile=$2
-  PORT=$(free_port)
-  # shellcheck disable=SC2086 # flags are words on purpose
-  "$MOCK" --listen "127.0.0.1:$PORT" $flags >"$logfile" 2>&1 &
-  MOCK_PID=$!
-  for _ in $(seq 100); do
-    if curl -sf --max-time 1 "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$MOCK_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "retort-mock did not come up on port $PORT:"
-  cat "$logfile" >&2
-  exit 1
-}
-
-# chat_requests LOGFILE: chat requests the mock saw, from the line it prints on exit.
-chat_requests() {
-  sed -n 's/^served [0-9]* requests (\([0-9]*\) chat.*/\1/p' "$1" | tail -n 1 | grep . || echo "?"
-}
 
 # gen_prompts N FILE
 gen_prompts() {

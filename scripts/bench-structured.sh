@@ -35,61 +35,15 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-1800}
 RETORT=${RETORT:-$ROOT/target/release/retort}
 MOCK=${MOCK:-$ROOT/target/release/retort-mock}
 
-log() { printf '%s\n' "$*" >&2; }
+BENCH_NAME=bench-structured
+# shellcheck source=bench/mock.sh
+source "$ROOT/scripts/bench/mock.sh"
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "building target/release/retort and retort-mock ..."
   cargo build --release -q -p retort -p retort-mock >&2
 fi
 [[ -x $RETORT && -x $MOCK ]] || { log "missing $RETORT or $MOCK"; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-structured.XXXXXX")
-MOCK_PID=""
-
-stop_mock() {
-  [[ -n $MOCK_PID ]] || return 0
-  kill "$MOCK_PID" 2>/dev/null || true
-  for _ in $(seq 50); do
-    kill -0 "$MOCK_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$MOCK_PID" 2>/dev/null || true
-  wait "$MOCK_PID" 2>/dev/null || true
-  MOCK_PID=""
-}
-
-cleanup() {
-  stop_mock
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_mock LOGFILE: a fresh mock with MOCK_FLAGS on a free port; sets PORT and MOCK_PID.
-start_mock() {
-  PORT=$(free_port)
-  # shellcheck disable=SC2086 # flags are words on purpose
-  "$MOCK" --listen "127.0.0.1:$PORT" $MOCK_FLAGS >"$1" 2>&1 &
-  MOCK_PID=$!
-  for _ in $(seq 100); do
-    if curl -sf --max-time 1 "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$MOCK_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "retort-mock did not come up on port $PORT:"
-  cat "$1" >&2
-  exit 1
-}
-
-chat_requests() {
-  sed -n 's/^served [0-9]* requests (\([0-9]*\) chat.*/\1/p' "$1" | tail -n 1 | grep . || echo "?"
-}
 
 python3 - "$N" "$WORK/prompts.jsonl" <<'EOF'
 import json, sys
@@ -148,10 +102,6 @@ path = "out.parquet"
 EOF
 }
 
-wall_of() { # /usr/bin/time -v report -> seconds
-  awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); w = 0; for (i = 1; i <= n; i++) w = w * 60 + p[i]; printf "%.1f\n", w }' "$1"
-}
-
 counts() { # RUNDIR -> "rows failures"
   python3 - "$1" <<'EOF'
 import os, sys
@@ -170,7 +120,7 @@ declare -A WALL ROWS FAILS REQS EXIT
 for kind in json plain; do
   dir=$WORK/$kind
   mkdir -p "$dir"
-  start_mock "$dir/mock.log"
+  start_mock "$MOCK_FLAGS" "$dir/mock.log"
   write_pipeline "$kind" "$dir" "$PORT"
   rc=0
   /usr/bin/time -v -o "$dir/time" timeout -k 10 "$RUN_TIMEOUT" \
