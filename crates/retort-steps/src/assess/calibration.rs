@@ -552,7 +552,8 @@ impl Calibrator {
         // Without a minimum nothing depends on the outcome before the step ends, so
         // one record runs the set while the others go on beside it: its calls share
         // the step's concurrency instead of holding every record back for the
-        // calibration's latency tail (issue 16 measures the difference).
+        // calibration's latency tail (scripts/bench-calibration.sh measures the
+        // cost; not yet run).
         if self.min_accuracy.is_none() && self.claimed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
