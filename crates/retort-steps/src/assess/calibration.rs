@@ -47,7 +47,7 @@ use retort_teacher::Teacher;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{StepCtx, StepError};
-use crate::judge_parse::{parse_score, parse_verdict, Scale, Verdict};
+use crate::judge_parse::{parse_score, parse_verdict, read_reply, JudgeFormat, Scale, Verdict};
 
 /// The built-in calibration set (JSONL).
 pub const BUILTIN_SET: &str = include_str!("../../data/calibration.jsonl");
@@ -364,7 +364,8 @@ fn metric_key(s: &str) -> String {
 pub struct Settings {
     pub temperature: f32,
     pub max_tokens: u32,
-    pub response_format: Option<serde_json::Value>,
+    /// The structured judge's schema: sent, and held against every reply.
+    pub format: Option<JudgeFormat>,
     pub concurrency: usize,
 }
 
@@ -394,7 +395,7 @@ pub async fn run(
             prompt,
             s.temperature,
             s.max_tokens,
-            s.response_format.clone(),
+            s.format.as_ref().map(|f| f.response_format.clone()),
         )
     };
     for item in items {
@@ -438,7 +439,10 @@ pub async fn run(
                             .iter()
                             .map(|r| {
                                 r.as_deref()
-                                    .and_then(|t| parse_score(t, *scale).ok())
+                                    .and_then(|t| {
+                                        read_reply(t, s.format.as_ref(), |t| parse_score(t, *scale))
+                                            .ok()
+                                    })
                                     .map(|s| s.score)
                             })
                             .collect();
@@ -449,7 +453,7 @@ pub async fn run(
                 Asker::Pairwise { .. } => {
                     let v = |r: &Option<String>| {
                         r.as_deref()
-                            .and_then(|t| parse_verdict(t).ok())
+                            .and_then(|t| read_reply(t, s.format.as_ref(), parse_verdict).ok())
                             .map(|v| v.verdict)
                     };
                     Outcome::Pairwise(v(&got[0]), v(&got[1]))

@@ -12,7 +12,7 @@
 //! aspects = []                # pointwise only; any of "instruction_following",
 //!                             # "honesty", "truthfulness", "helpfulness" (UltraFeedback)
 //! template = "judge_pointwise"   # default per mode; not allowed together with `aspects`
-//! structured = false          # send a JSON schema in response_format
+//! structured = false          # send a JSON schema in response_format; replies must match it
 //! concurrency = 16
 //! temperature = 0.0
 //! max_tokens = 512
@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::*;
 use crate::calibration::{self, Calibrator};
 use crate::calls::judge_request;
-use crate::judge_parse::{parse_score, parse_verdict, verdict_response_format, Scale, Verdict};
+use crate::judge_parse::{parse_score, parse_verdict, read_reply, JudgeFormat, Scale, Verdict};
 use crate::score::{
     default_concurrency, default_max_tokens, parse_failure, prompt_estimate, record_vars,
     teacher_failure,
@@ -110,7 +110,8 @@ pub struct JudgeOptions {
     /// Template (built-in name or `.jinja` path). Default `judge_pointwise` or
     /// `judge_pairwise`.
     pub template: Option<String>,
-    /// Send a JSON schema in `response_format`. Default false.
+    /// Send a JSON schema in `response_format`; a reply that does not match it is a
+    /// `schema` failure. Default false.
     #[serde(default)]
     pub structured: bool,
     /// Judge calls in flight at once within a batch. Default 16.
@@ -136,6 +137,8 @@ pub struct JudgeStep {
     scale: Scale,
     /// Pointwise: one template per aspect (`None` = the general rubric). Pairwise: one.
     templates: Vec<(Option<UfAspect>, Template)>,
+    /// `structured = true`: the schema sent with every request and held against its reply.
+    format: Option<JudgeFormat>,
     pairs_total: AtomicU64,
     pairs_consistent: AtomicU64,
     calibrator: Calibrator,
@@ -292,8 +295,13 @@ impl JudgeStep {
             calls_per_record,
             base_dir,
         )?;
+        let scale = opts.scale.unwrap_or_default();
         Ok(JudgeStep {
-            scale: opts.scale.unwrap_or_default(),
+            format: opts.structured.then(|| match opts.mode {
+                JudgeMode::Pointwise => JudgeFormat::score(scale),
+                JudgeMode::Pairwise => JudgeFormat::verdict(),
+            }),
+            scale,
             opts,
             templates,
             pairs_total: AtomicU64::new(0),
@@ -346,18 +354,11 @@ impl JudgeStep {
         }
     }
 
-    fn response_format(&self) -> Option<serde_json::Value> {
-        self.opts.structured.then(|| match self.opts.mode {
-            JudgeMode::Pointwise => self.scale.response_format(),
-            JudgeMode::Pairwise => verdict_response_format(),
-        })
-    }
-
     fn settings(&self) -> calibration::Settings {
         calibration::Settings {
             temperature: self.opts.temperature,
             max_tokens: self.opts.max_tokens,
-            response_format: self.response_format(),
+            format: self.format.clone(),
             concurrency: self.opts.concurrency,
         }
     }
@@ -467,7 +468,7 @@ impl MapStep for JudgeStep {
             }
         }
 
-        let format = self.response_format();
+        let format = self.format.as_ref().map(|f| f.response_format.clone());
         let reqs = jobs
             .iter()
             .map(|j| {
@@ -510,26 +511,32 @@ impl MapStep for JudgeStep {
                 }
             };
             match self.opts.mode {
-                JudgeMode::Pointwise => match parse_score(&reply.content, self.scale) {
-                    Ok(s) => rated.entry((j.rec, j.a)).or_default().push((
-                        j.aspect,
-                        s.score,
-                        s.rationale,
-                    )),
-                    Err(e) => {
-                        failures.push(parse_failure(ctx, id, &what, &e, &reply));
-                        ok[j.rec] = false;
+                JudgeMode::Pointwise => {
+                    match read_reply(&reply.content, self.format.as_ref(), |t| {
+                        parse_score(t, self.scale)
+                    }) {
+                        Ok(s) => rated.entry((j.rec, j.a)).or_default().push((
+                            j.aspect,
+                            s.score,
+                            s.rationale,
+                        )),
+                        Err(e) => {
+                            failures.push(parse_failure(ctx, id, &what, &e, &reply));
+                            ok[j.rec] = false;
+                        }
                     }
-                },
-                JudgeMode::Pairwise => match parse_verdict(&reply.content) {
-                    Ok(v) => {
-                        verdicts.insert((j.rec, j.a, j.b), (v.verdict, v.rationale));
+                }
+                JudgeMode::Pairwise => {
+                    match read_reply(&reply.content, self.format.as_ref(), parse_verdict) {
+                        Ok(v) => {
+                            verdicts.insert((j.rec, j.a, j.b), (v.verdict, v.rationale));
+                        }
+                        Err(e) => {
+                            failures.push(parse_failure(ctx, id, &what, &e, &reply));
+                            ok[j.rec] = false;
+                        }
                     }
-                    Err(e) => {
-                        failures.push(parse_failure(ctx, id, &what, &e, &reply));
-                        ok[j.rec] = false;
-                    }
-                },
+                }
             }
         }
 

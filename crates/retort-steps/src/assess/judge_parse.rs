@@ -15,9 +15,12 @@
 //! that disagree are an error whichever parser found them).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::generate::structured::OutputSchema;
 
 /// An inclusive integer rating scale such as `1-10`, written `"MIN-MAX"` in pipeline files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +123,54 @@ pub fn verdict_response_format() -> Value {
     })
 }
 
+/// What a structured judge (`structured = true`) sends and holds its replies to: the
+/// `response_format` of every request and the schema inside it, checked by the same
+/// validator as `generate`'s `output = "json"`. The tolerant readers below exist for
+/// free-text replies; a reply to a request that carried a schema and does not match it
+/// (prose, `Score: 7`, a missing `rationale`, a score off the scale) is a `schema`
+/// failure, because a server that ignores `response_format` should be found out, not
+/// quietly forgiven.
+#[derive(Clone, Debug)]
+pub struct JudgeFormat {
+    /// Sent as the request's `response_format`.
+    pub response_format: Value,
+    schema: Arc<OutputSchema>,
+}
+
+impl JudgeFormat {
+    /// The `{"rationale", "score"}` object on `scale`.
+    pub fn score(scale: Scale) -> JudgeFormat {
+        JudgeFormat::of(scale.response_format())
+    }
+
+    /// The pairwise `{"rationale", "winner"}` object.
+    pub fn verdict() -> JudgeFormat {
+        JudgeFormat::of(verdict_response_format())
+    }
+
+    fn of(response_format: Value) -> JudgeFormat {
+        let schema = OutputSchema::from_value(response_format["json_schema"]["schema"].clone())
+            .expect("the built-in judge schemas are valid JSON Schemas");
+        JudgeFormat {
+            response_format,
+            schema: Arc::new(schema),
+        }
+    }
+}
+
+/// `read` applied to `reply`, after the reply has been held to `format`'s schema when the
+/// request carried one.
+pub fn read_reply<T>(
+    reply: &str,
+    format: Option<&JudgeFormat>,
+    read: impl FnOnce(&str) -> Result<T, ParseError>,
+) -> Result<T, ParseError> {
+    if let Some(f) = format {
+        f.schema.parse_reply(reply).map_err(ParseError::Schema)?;
+    }
+    read(reply)
+}
+
 /// A parsed rating.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreReply {
@@ -173,13 +224,18 @@ pub enum ParseError {
     /// The reply names different winners in different places.
     #[error("the reply gives conflicting verdicts: {0:?}")]
     AmbiguousVerdict(Vec<Verdict>),
+    /// A structured reply that does not match the schema sent with the request.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl ParseError {
-    /// `out_of_scale` for a score that was read but is not allowed, `parse` otherwise.
+    /// `out_of_scale` for a score that was read but is not allowed, `schema` for a
+    /// structured reply that breaks its schema, `parse` otherwise.
     pub fn class(&self) -> &'static str {
         match self {
             ParseError::OutOfScale { .. } | ParseError::WrongScale { .. } => "out_of_scale",
+            ParseError::Schema(_) => "schema",
             _ => "parse",
         }
     }

@@ -12,7 +12,7 @@
 //! scale = "1-10"                        # default; "1-6" (Deita), "1-5" (PhasedSFT), …
 //! templates = { quality = "my_rubric.jinja" }   # default: score_quality / score_difficulty
 //! heuristics = true                     # default
-//! structured = false                    # send a JSON schema in response_format
+//! structured = false                    # send a JSON schema in response_format; replies must match it
 //! concurrency = 16                      # judge calls in flight per batch
 //! temperature = 0.0
 //! max_tokens = 512
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::*;
 use crate::calibration::{self, Calibrator};
 use crate::calls::judge_request;
-use crate::judge_parse::{parse_score, ParseError, Scale, ScoreReply};
+use crate::judge_parse::{parse_score, read_reply, JudgeFormat, ParseError, Scale, ScoreReply};
 use crate::spec::{parse_options, BuildCtx, Built, Estimate, StepSpec};
 use crate::templates::Template;
 
@@ -99,7 +99,8 @@ pub struct ScoreOptions {
     /// Add the cheap heuristic columns. Default true.
     #[serde(default = "default_true")]
     pub heuristics: bool,
-    /// Send a JSON schema in `response_format` (for endpoints with structured output).
+    /// Send a JSON schema in `response_format` (for endpoints with structured output);
+    /// a reply that does not match it is a `schema` failure.
     /// Default false: not every OpenAI-compatible server accepts it.
     #[serde(default)]
     pub structured: bool,
@@ -137,6 +138,8 @@ pub(crate) fn default_max_tokens() -> u32 {
 pub struct ScoreStep {
     opts: ScoreOptions,
     templates: Vec<(Aspect, Template)>,
+    /// `structured = true`: the schema sent with every rating and held against its reply.
+    format: Option<JudgeFormat>,
     calibrator: Calibrator,
     /// Per aspect, every score given in this run with the answer's length in chars: for
     /// the collapse and length-bias checks when the step finishes.
@@ -226,6 +229,7 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
     );
     Ok(Built {
         step: Arc::new(ScoreStep {
+            format: opts.structured.then(|| JudgeFormat::score(opts.scale)),
             opts,
             templates,
             calibrator: calibrator.expect("no build errors"),
@@ -274,6 +278,7 @@ impl ScoreStep {
         }
         let calibrator = calibrator(&opts, base_dir)?;
         Ok(ScoreStep {
+            format: opts.structured.then(|| JudgeFormat::score(opts.scale)),
             opts,
             templates,
             calibrator,
@@ -331,10 +336,7 @@ impl ScoreStep {
         calibration::Settings {
             temperature: self.opts.temperature,
             max_tokens: self.opts.max_tokens,
-            response_format: self
-                .opts
-                .structured
-                .then(|| self.opts.scale.response_format()),
+            format: self.format.clone(),
             concurrency: self.opts.concurrency,
         }
     }
@@ -398,10 +400,7 @@ impl MapStep for ScoreStep {
                 .before_record(ctx, &teacher, || self.asker(), || self.settings())
                 .await?;
         }
-        let format = self
-            .opts
-            .structured
-            .then(|| self.opts.scale.response_format());
+        let format = self.format.as_ref().map(|f| f.response_format.clone());
         let mut failures = Vec::new();
         // Records that cannot be rated at all (no response to rate) fail up front.
         let mut usable = vec![true; batch.len()];
@@ -449,7 +448,9 @@ impl MapStep for ScoreStep {
                     failures.push(teacher_failure(ctx, id, aspect.name(), &e, prompt));
                     ok[*i] = false;
                 }
-                Ok(reply) => match parse_score(&reply.content, self.opts.scale) {
+                Ok(reply) => match read_reply(&reply.content, self.format.as_ref(), |t| {
+                    parse_score(t, self.opts.scale)
+                }) {
                     Ok(s) => {
                         got[*i].insert(*aspect, s);
                     }
