@@ -20,7 +20,7 @@
 #   e.g. scripts/bench-grammar.sh --set teachers.local.model=smollm2
 # Environment:
 #   N=50              prompts
-#   MODEL=qwen2.5-coder-0.5b-instruct   the local teacher (the quickstart's default)
+#   MODEL=qwen2.5-coder-0.5b-instruct   the local teacher (structured.toml's teacher)
 #   MAX_TOKENS=1536   per reply, both runs (as pipelines/structured.toml)
 #   PARALLEL=4        sequences decoded together (teacher `parallel`, step concurrency)
 #   KEEP_TMP=1        keep the work directory

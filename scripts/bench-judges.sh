@@ -5,7 +5,7 @@
 # as teacher and judge (wall time on this machine, parse failures, answers in another
 # language than their instruction). Prints one Markdown table for docs/benchmarks.md.
 #
-#   retort models fetch --with-large && scripts/bench-judges.sh
+#   retort models fetch && scripts/bench-judges.sh
 #   MODELS="qwen2.5-coder-0.5b-instruct" scripts/bench-judges.sh
 #
 # Needs a release build (cargo build --release -p retort) and a quiet machine: the wall

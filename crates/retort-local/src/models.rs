@@ -222,8 +222,15 @@ impl KnownModel {
         KnownModel::MiniLM,
     ];
 
-    /// What `retort models fetch` gets without flags: the default teacher and embedder.
-    pub const DEFAULTS: [KnownModel; 2] = [KnownModel::Qwen25Coder05B, KnownModel::MiniLM];
+    /// What `retort models fetch` gets without flags: the default teacher and judge
+    /// (1.5B: the 0.5B model's judgements agree with the reference too seldom to trust,
+    /// docs/benchmarks.md "Judges and the embedded default"), the 0.5B model the shipped
+    /// preference pipeline pairs against it, and the embedder.
+    pub const DEFAULTS: [KnownModel; 3] = [
+        KnownModel::Qwen25Coder15B,
+        KnownModel::Qwen25Coder05B,
+        KnownModel::MiniLM,
+    ];
 
     /// Canonical model id (what `model = "..."` in a pipeline file and `/v1/models` say).
     pub fn name(self) -> &'static str {
@@ -261,11 +268,8 @@ impl KnownModel {
     /// The shell command that fetches this model.
     pub fn fetch_command(self) -> String {
         match self {
-            KnownModel::Qwen25Coder05B | KnownModel::MiniLM => "retort models fetch".to_string(),
-            KnownModel::Qwen25Coder15B => "retort models fetch --with-large".to_string(),
-            KnownModel::SmolLM2_135M => {
-                format!("retort models fetch --only {}", self.short_name())
-            }
+            _ if Self::DEFAULTS.contains(&self) => "retort models fetch".to_string(),
+            _ => format!("retort models fetch --only {}", self.short_name()),
         }
     }
 

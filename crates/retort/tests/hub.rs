@@ -355,7 +355,7 @@ fn card_of_the_shipped_preference_pipeline_names_teachers_judge_and_pairs() {
     for (name, url, model) in [
         ("strong", strong.base_url(), "qwen2.5-coder-0.5b-instruct"),
         ("weak", weak.base_url(), "smollm2-135m-instruct"),
-        ("judge", judge.base_url(), "qwen2.5-coder-0.5b-instruct"),
+        ("judge", judge.base_url(), "qwen2.5-coder-1.5b-instruct"),
     ] {
         t = t.replace(
             &format!("[teachers.{name}]\nprovider = \"local\"\nmodel = \"{model}\""),
