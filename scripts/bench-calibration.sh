@@ -19,7 +19,7 @@
 #   N=2000            records
 #   C=64              calls in flight (teacher max_in_flight and step concurrency)
 #   ASPECTS='"quality"'  the score step's aspects (e.g. '"quality", "difficulty"')
-#   MOCK_FLAGS="--latency-mean-ms 500 --latency-sigma 1"   retort-mock flags of every run
+#   MOCK_FLAGS="--latency-mean-ms 500 --latency-sigma 1"   retort-mock flags of every run ("" = 0 ms)
 #   RUN_TIMEOUT=1800  seconds before one run is killed (exit 124)
 #   KEEP_TMP=1        keep the work directory
 #   SKIP_BUILD=1      use the existing target/release binaries
@@ -32,7 +32,7 @@ cd "$ROOT"
 N=${N:-2000}
 C=${C:-64}
 ASPECTS=${ASPECTS:-'"quality"'}
-MOCK_FLAGS=${MOCK_FLAGS:---latency-mean-ms 500 --latency-sigma 1}
+MOCK_FLAGS=${MOCK_FLAGS---latency-mean-ms 500 --latency-sigma 1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-1800}
 RETORT=${RETORT:-$ROOT/target/release/retort}
 MOCK=${MOCK:-$ROOT/target/release/retort-mock}

@@ -17,7 +17,7 @@
 # Environment:
 #   N=2000            prompts
 #   C=64              calls in flight (teacher max_in_flight and step concurrency)
-#   MOCK_FLAGS="--latency-mean-ms 500 --latency-sigma 1"   retort-mock flags of both runs
+#   MOCK_FLAGS="--latency-mean-ms 500 --latency-sigma 1"   retort-mock flags of both runs ("" = 0 ms)
 #   RUN_TIMEOUT=1800  seconds before one run is killed (exit 124)
 #   KEEP_TMP=1        keep the work directory
 #   SKIP_BUILD=1      use the existing target/release binaries
@@ -30,7 +30,7 @@ cd "$ROOT"
 
 N=${N:-2000}
 C=${C:-64}
-MOCK_FLAGS=${MOCK_FLAGS:---latency-mean-ms 500 --latency-sigma 1}
+MOCK_FLAGS=${MOCK_FLAGS---latency-mean-ms 500 --latency-sigma 1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-1800}
 RETORT=${RETORT:-$ROOT/target/release/retort}
 MOCK=${MOCK:-$ROOT/target/release/retort-mock}
