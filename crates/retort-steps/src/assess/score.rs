@@ -228,14 +228,11 @@ pub fn build(spec: &StepSpec, ctx: &BuildCtx) -> Result<Built, Vec<String>> {
         }
     );
     Ok(Built {
-        step: Arc::new(ScoreStep {
-            format: opts.structured.then(|| JudgeFormat::score(opts.scale)),
+        step: Arc::new(ScoreStep::assemble(
             opts,
             templates,
-            calibrator: calibrator.expect("no build errors"),
-            given: Mutex::default(),
-            tally: Default::default(),
-        }),
+            calibrator.expect("no build errors"),
+        )),
         writes,
         files,
         estimates,
@@ -277,14 +274,24 @@ impl ScoreStep {
             templates.push((*a, Template::load(name, base_dir)?));
         }
         let calibrator = calibrator(&opts, base_dir)?;
-        Ok(ScoreStep {
+        Ok(ScoreStep::assemble(opts, templates, calibrator))
+    }
+
+    /// The step from its checked parts: the one place `build` and `new` share, so what
+    /// the options imply (the structured format) is derived once.
+    fn assemble(
+        opts: ScoreOptions,
+        templates: Vec<(Aspect, Template)>,
+        calibrator: Calibrator,
+    ) -> ScoreStep {
+        ScoreStep {
             format: opts.structured.then(|| JudgeFormat::score(opts.scale)),
             opts,
             templates,
             calibrator,
             given: Mutex::default(),
             tally: Default::default(),
-        })
+        }
     }
 
     /// The variables of `aspect`'s template for `r`; `None` when it asks for quality
