@@ -74,6 +74,7 @@ RECORDS = [
                     ("content", pa.string()),
                     ("score", pa.float64()),
                     ("rationale", pa.string()),
+                    ("reasoning", pa.string()),
                 ]
             )
         ),

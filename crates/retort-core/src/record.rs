@@ -90,8 +90,13 @@ pub struct Candidate {
     pub model: String,
     /// Sample index when a teacher answers k times.
     pub sample: u32,
-    /// The answer text.
+    /// The answer text: what judges, pairing and dedup read.
     pub content: String,
+    /// The reasoning trace the teacher sent beside the answer (never part of `content`);
+    /// it rides on the assistant message when the answer becomes a chosen/rejected side
+    /// or the record's output turn, where exports decide how to write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// Judge score, once judged.
     pub score: Option<f64>,
     /// Judge rationale, once judged.

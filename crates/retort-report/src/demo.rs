@@ -369,6 +369,7 @@ pub fn demo_input_sized(seed: u64, n: usize) -> ReportInput {
                 content: answer.clone(),
                 score: Some(8.0 - (j % 3) as f64),
                 rationale: Some("Correct and complete; follows the requested format.".into()),
+                reasoning: None,
             },
             Candidate {
                 teacher: "local".into(),
@@ -380,6 +381,7 @@ pub fn demo_input_sized(seed: u64, n: usize) -> ReportInput {
                 ),
                 score: Some(4.0 + (j % 2) as f64),
                 rationale: Some("Misses part of the question.".into()),
+                reasoning: None,
             },
         ];
     }

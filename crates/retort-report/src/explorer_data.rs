@@ -199,8 +199,49 @@ fn turns(out: &mut Vec<Draft>, msgs: &[Message], answer_at: Option<usize>, label
             _ if is_answer => ("a", 1),
             _ => ("t", 3),
         };
-        out.push(draft(head, k, &m.content, prio));
+        // A tool result says which function answered; a call-only turn has no content.
+        let head = match m.name.as_deref().filter(|_| m.role == "tool") {
+            Some(f) => format!("{head} · {f}"),
+            None => head,
+        };
+        if !m.content.is_empty() || m.tool_calls.is_empty() {
+            out.push(draft(head.clone(), k, &m.content, prio));
+        }
+        for call in &m.tool_calls {
+            out.push(draft(
+                format!("{head} · calls {}", call.name),
+                "t",
+                &call.arguments,
+                prio.max(2),
+            ));
+        }
     }
+}
+
+/// The functions a record offers its model, by name, with their definitions.
+fn tools_draft(tools: &[serde_json::Value]) -> Option<Draft> {
+    if tools.is_empty() {
+        return None;
+    }
+    let name = |t: &serde_json::Value| {
+        t.pointer("/function/name")
+            .or_else(|| t.get("name"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let names: Vec<String> = tools.iter().map(name).collect();
+    let text = tools
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(draft(
+        format!("tools · {}", names.join(", ")),
+        "m",
+        &text,
+        5,
+    ))
 }
 
 /// A kept (or removed) record's texts in display order: the prompt (instruction and
@@ -264,6 +305,7 @@ fn record_drafts(r: &Record) -> Vec<Draft> {
             ));
         }
     }
+    d.extend(tools_draft(&r.tools));
     for (j, c) in r.candidates.iter().enumerate() {
         let mut h = format!("candidate {} · {}", j + 1, c.teacher);
         if !c.model.is_empty() {
@@ -274,6 +316,9 @@ fn record_drafts(r: &Record) -> Vec<Draft> {
         }
         if let Some(s) = c.score {
             h.push_str(&format!(" · score {}", num(s)));
+        }
+        if let Some(r) = c.reasoning.as_deref().filter(|r| !r.is_empty()) {
+            d.push(draft(format!("candidate {} · reasoning", j + 1), "r", r, 5));
         }
         d.push(draft(h, "c", &c.content, 4));
         if let Some(why) = &c.rationale {
@@ -561,6 +606,70 @@ mod tests {
                 ("turn 3 · assistant", "a", "because"),
                 ("candidate 1 · big (m7) · score 8", "c", "cand"),
                 ("candidate 1 · rationale", "m", "good"),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_show_tools_calls_results_and_candidate_reasoning() {
+        let call = |name: &str, args: &str| retort_core::ToolCall {
+            id: Some("call_1".into()),
+            name: name.into(),
+            arguments: args.into(),
+        };
+        let mut r = Record {
+            id: "r".into(),
+            tools: vec![serde_json::json!({
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}}
+            })],
+            messages: vec![
+                Message::user("weather in Oslo?"),
+                Message {
+                    role: "assistant".into(),
+                    tool_calls: vec![call("get_weather", r#"{"city":"Oslo"}"#)],
+                    ..Default::default()
+                },
+                Message {
+                    role: "tool".into(),
+                    content: "4 C, rain".into(),
+                    tool_call_id: Some("call_1".into()),
+                    name: Some("get_weather".into()),
+                    ..Default::default()
+                },
+                Message::assistant("4 C and raining."),
+            ],
+            ..Default::default()
+        };
+        r.candidates.push(retort_core::Candidate {
+            teacher: "big".into(),
+            content: "cand".into(),
+            reasoning: Some("check the units".into()),
+            ..Default::default()
+        });
+        let d = record_drafts(&r);
+        let got: Vec<(&str, &str, &str)> = d
+            .iter()
+            .map(|d| (d.h.as_str(), d.k, d.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("turn 1 · user", "p", "weather in Oslo?"),
+                (
+                    "turn 2 · assistant · calls get_weather",
+                    "t",
+                    r#"{"city":"Oslo"}"#
+                ),
+                ("turn 3 · tool · get_weather", "t", "4 C, rain"),
+                ("turn 4 · assistant", "a", "4 C and raining."),
+                (
+                    "tools · get_weather",
+                    "m",
+                    r#"{"function":{"name":"get_weather","parameters":{"type":"object"}},"type":"function"}"#
+                ),
+                ("candidate 1 · reasoning", "r", "check the units"),
+                ("candidate 1 · big", "c", "cand"),
             ]
         );
     }

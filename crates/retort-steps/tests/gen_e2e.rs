@@ -198,3 +198,59 @@ async fn respond_over_http() {
         "k samples are k requests, not one cached answer"
     );
 }
+
+#[tokio::test]
+async fn respond_keeps_reasoning_beside_each_answer_through_pairing() {
+    let (_mock, c) = setup(MockConfig {
+        reasoning: Some(retort_mock::ReasoningShape::ReasoningContent),
+        ..MockConfig::default()
+    })
+    .await;
+    // Two samples: the traces ride on the candidates, apart from the content.
+    let sink = run(
+        "respond",
+        "teacher = \"t\"\nsamples = 2",
+        &c,
+        vec![rec("p", "Say hi.")],
+    )
+    .await;
+    let mut r = sink.records()[0].clone();
+    assert_eq!(r.candidates.len(), 2);
+    for cand in &r.candidates {
+        assert_eq!(cand.content, "echo: Say hi.");
+        assert_eq!(cand.reasoning.as_deref(), Some("Reasoning about: Say hi."));
+    }
+    // Pairing carries each side's trace onto its assistant turn.
+    r.candidates[0].score = Some(9.0);
+    r.candidates[1].score = Some(2.0);
+    let pairs = run("pair", "", &c, vec![r]).await;
+    let p = pairs.records()[0].pair.clone().expect("a pair");
+    assert_eq!(p.chosen[0].content, "echo: Say hi.");
+    assert_eq!(
+        p.chosen[0].reasoning.as_deref(),
+        Some("Reasoning about: Say hi.")
+    );
+    assert_eq!(
+        p.rejected[0].reasoning.as_deref(),
+        Some("Reasoning about: Say hi.")
+    );
+
+    // One answer: the output turn of a chat record carries the trace.
+    let chat = Record {
+        id: "c".into(),
+        messages: vec![Message::user("Tell a joke.")],
+        ..Default::default()
+    };
+    let sink = run("respond", "teacher = \"t\"", &c, vec![chat]).await;
+    let r = &sink.records()[0];
+    let last = r.messages.last().unwrap();
+    assert_eq!(
+        (last.role.as_str(), last.content.as_str()),
+        ("assistant", "echo: Tell a joke.")
+    );
+    assert_eq!(
+        last.reasoning.as_deref(),
+        Some("Reasoning about: Tell a joke.")
+    );
+    assert_eq!(r.output.as_deref(), Some("echo: Tell a joke."));
+}

@@ -91,6 +91,7 @@ fn candidate_type() -> DataType {
         utf8("content", false),
         Field::new("score", DataType::Float64, true),
         utf8("rationale", true),
+        utf8("reasoning", true),
     ])))
 }
 
@@ -286,6 +287,7 @@ struct CandidateCol {
     content: StrCol,
     score: Vec<Option<f64>>,
     rationale: StrCol,
+    reasoning: StrCol,
 }
 
 impl CandidateCol {
@@ -298,6 +300,7 @@ impl CandidateCol {
             content: StrCol::new("candidates", 0),
             score: Vec::new(),
             rationale: StrCol::new("candidates", 0),
+            reasoning: StrCol::new("candidates", 0),
         }
     }
     fn push(&mut self, cs: &[Candidate]) -> Result<(), StoreError> {
@@ -308,6 +311,7 @@ impl CandidateCol {
             self.content.push(&c.content)?;
             self.score.push(c.score);
             self.rationale.push_opt(c.rationale.as_deref())?;
+            self.reasoning.push_opt(c.reasoning.as_deref())?;
         }
         self.offsets.push(self.sample.len())
     }
@@ -322,6 +326,7 @@ impl CandidateCol {
                 self.content.finish(),
                 Arc::new(Float64Array::from(self.score)),
                 self.rationale.finish(),
+                self.reasoning.finish(),
             ],
             None,
         )
@@ -479,6 +484,11 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
         cc.f64("score")?,
         cc.str("rationale")?,
     );
+    // Files written before candidates kept reasoning have no such field.
+    let c_reasoning = match cc.get("reasoning") {
+        Ok(_) => Some(cc.str("reasoning")?),
+        Err(_) => None,
+    };
     for (a, n) in [
         (c_teacher as &dyn Array, "candidates.teacher"),
         (c_model, "candidates.model"),
@@ -544,6 +554,7 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<Record>, StoreError> 
                 content: c_content.value(j).to_string(),
                 score: (!c_score.is_null(j)).then(|| c_score.value(j)),
                 rationale: opt_str(c_rat, j).map(str::to_string),
+                reasoning: c_reasoning.and_then(|a| opt_str(a, j)).map(str::to_string),
             })
             .collect();
         let pair = if pair.is_null(i) {

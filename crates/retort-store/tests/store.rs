@@ -80,11 +80,11 @@ fn mixed_records() -> Vec<Record> {
     v
 }
 
-/// A batch as retort wrote it before `reasoning`, the tool fields and the `tools`
-/// column existed: 2-field message structs, no `tools`.
-fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
+/// `batch` with the list-of-struct column `name` cut to the first `keep` fields of its
+/// items: what a file written before the later fields existed holds.
+fn first_fields(batch: &RecordBatch, name: &str, keep: usize) -> RecordBatch {
     use arrow::array::StructArray;
-    let i = batch.schema().index_of("messages").unwrap();
+    let i = batch.schema().index_of(name).unwrap();
     let list = batch
         .column(i)
         .as_any()
@@ -95,23 +95,10 @@ fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
         .as_any()
         .downcast_ref::<StructArray>()
         .unwrap();
-    let old_item = DataType::Struct(
-        vec![
-            Field::new("role", DataType::Utf8, false),
-            Field::new("content", DataType::Utf8, false),
-        ]
-        .into(),
-    );
-    let old = StructArray::try_new(
-        match &old_item {
-            DataType::Struct(f) => f.clone(),
-            _ => unreachable!(),
-        },
-        vec![items.column(0).clone(), items.column(1).clone()],
-        None,
-    )
-    .unwrap();
-    let field = Arc::new(Field::new("item", old_item, false));
+    let old_fields: arrow::datatypes::Fields = items.fields().iter().take(keep).cloned().collect();
+    let old =
+        StructArray::try_new(old_fields.clone(), items.columns()[..keep].to_vec(), None).unwrap();
+    let field = Arc::new(Field::new("item", DataType::Struct(old_fields), false));
     let old_list =
         ListArray::try_new(field.clone(), list.offsets().clone(), Arc::new(old), None).unwrap();
     let mut fields: Vec<Field> = batch
@@ -120,9 +107,24 @@ fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    fields[i] = Field::new("messages", DataType::List(field), false);
+    fields[i] = Field::new(name, DataType::List(field), false);
     let mut cols = batch.columns().to_vec();
     cols[i] = Arc::new(old_list);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+/// A batch as retort wrote it before `reasoning`, the tool fields and the `tools`
+/// column existed: 2-field message structs, candidates without `reasoning`, no `tools`.
+fn without_reasoning(batch: &RecordBatch) -> RecordBatch {
+    let batch = first_fields(batch, "messages", 2);
+    let batch = first_fields(&batch, "candidates", 6);
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut cols = batch.columns().to_vec();
     let t = batch.schema().index_of("tools").unwrap();
     fields.remove(t);
     cols.remove(t);
@@ -143,7 +145,19 @@ fn records_written_before_reasoning_and_tools_existed_read_without_them() {
         assert_eq!(b.messages, stripped);
         assert_eq!(b.pair, a.pair);
         assert!(b.tools.is_empty());
+        let stripped: Vec<_> = a
+            .candidates
+            .iter()
+            .map(|c| retort_core::Candidate {
+                reasoning: None,
+                ..c.clone()
+            })
+            .collect();
+        assert_eq!(b.candidates, stripped);
     }
+    assert!(records
+        .iter()
+        .any(|r| r.candidates.iter().any(|c| c.reasoning.is_some())));
     assert!(records
         .iter()
         .any(|r| r.messages.iter().any(|m| m.reasoning.is_some())));

@@ -24,7 +24,8 @@
 //! first).
 //!
 //! Each output record has `messages` = the prompt turns, `pair` = chosen/rejected as
-//! one-message assistant lists with models, scores, margin and the judge's rationale,
+//! one-message assistant lists (each with its candidate's reasoning trace, if any) with
+//! models, scores, margin and the judge's rationale,
 //! `labels.prompt_id` = sha256 (hex) of the prompt (see [`prompt_id`]), and
 //! `labels.chosen_teacher` / `labels.rejected_teacher`. Its id is
 //! `<record id>-<chosen index>v<rejected index>`; `candidates` and `output` are cleared.
@@ -209,6 +210,13 @@ fn rationale(chosen: &Candidate, rejected: &Candidate) -> Option<String> {
     }
 }
 
+/// A candidate as one side of a pair: its answer, and its reasoning trace beside it.
+fn answer_turn(c: &Candidate) -> Message {
+    let mut turn = Message::assistant(c.content.clone());
+    turn.reasoning = c.reasoning.clone();
+    turn
+}
+
 fn record_seed(step_seed: u64, record_id: &str) -> u64 {
     let h = Sha256::digest(record_id.as_bytes());
     step_seed ^ u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
@@ -256,8 +264,8 @@ impl MapStep for PairStep {
                         p.output = None;
                         p.candidates = Vec::new();
                         p.pair = Some(Pair {
-                            chosen: vec![Message::assistant(ch.content.clone())],
-                            rejected: vec![Message::assistant(rj.content.clone())],
+                            chosen: vec![answer_turn(ch)],
+                            rejected: vec![answer_turn(rj)],
                             chosen_model: ch.model.clone(),
                             rejected_model: rj.model.clone(),
                             chosen_score: scores[c],

@@ -13,6 +13,11 @@
 //! row (`<id>#<teacher>#<sample>`); the record keeps its other answers and is dropped
 //! only when every call failed. An answer cut at `max_tokens` is a `truncated` failure
 //! unless `allow_truncated` is set.
+//!
+//! A reasoning trace the teacher sends beside its answer (`reasoning_content`,
+//! `<think>…</think>`, Anthropic thinking) is kept on the candidate, apart from the
+//! content that judges and pairing read; it follows the answer onto the assistant turn
+//! and into `pair`'s chosen/rejected sides, where exports decide how to write it.
 
 use std::sync::Arc;
 
@@ -56,6 +61,11 @@ pub struct RespondOptions {
     /// Keep answers cut at `max_tokens` instead of failing them (default false).
     #[serde(default)]
     pub allow_truncated: bool,
+    /// Reasoning effort for reasoning models (`low`, `medium`, `high`), sent as
+    /// `reasoning_effort` where the provider takes it.
+    pub reasoning_effort: Option<String>,
+    /// Budget of the reasoning trace in tokens (Anthropic extended thinking).
+    pub max_reasoning_tokens: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -208,7 +218,9 @@ impl MapStep for Respond {
                         ctx.seed,
                         &[gc::str_seed(&r.id), gc::str_seed(tname), s as u64],
                     );
-                    let req = self.sampling.request(messages, seed, s);
+                    let mut req = self.sampling.request(messages, seed, s);
+                    req.reasoning_effort = self.o.reasoning_effort.clone();
+                    req.max_reasoning_tokens = self.o.max_reasoning_tokens;
                     let rid = format!("{}#{tname}#{s}", r.id);
                     let res = crate::calls::chat(ctx, teacher.as_ref(), req, &rid).await?;
                     Ok(((i, t, s), res))
@@ -249,6 +261,7 @@ impl MapStep for Respond {
                     content: a.content.trim().to_string(),
                     score: None,
                     rationale: None,
+                    reasoning: a.reasoning.filter(|t| !t.trim().is_empty()),
                 }),
             }
         }
@@ -262,7 +275,9 @@ impl MapStep for Respond {
                 let content = cands[0].content.clone();
                 if !rec.messages.is_empty() {
                     rec.messages = rec.prompt_messages();
-                    rec.messages.push(Message::assistant(content.clone()));
+                    let mut turn = Message::assistant(content.clone());
+                    turn.reasoning = cands[0].reasoning.clone();
+                    rec.messages.push(turn);
                 }
                 rec.output = Some(content);
             }

@@ -722,6 +722,10 @@ fn parse_candidates(v: &Value) -> Result<Vec<Candidate>, String> {
                     content: content.to_string(),
                     score: o.get("score").and_then(Value::as_f64),
                     rationale: s("rationale"),
+                    reasoning: s("reasoning_content")
+                        .or_else(|| s("reasoning"))
+                        .or_else(|| s("thinking"))
+                        .filter(|r| !r.is_empty()),
                 })
             }
             other => Err(format!(

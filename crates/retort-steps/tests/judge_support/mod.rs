@@ -126,6 +126,7 @@ pub fn with_candidates(id: &str, instruction: &str, answers: &[&str]) -> Record 
             content: a.to_string(),
             score: None,
             rationale: None,
+            reasoning: None,
         })
         .collect();
     r

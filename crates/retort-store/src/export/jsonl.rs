@@ -149,6 +149,8 @@ pub(crate) fn record_json(r: &Record, out: &mut Vec<u8>, first: &mut bool) -> Re
         }
         jkey(out, &mut f, "rationale");
         jopt(out, c.rationale.as_deref());
+        jkey(out, &mut f, "reasoning");
+        jopt(out, c.reasoning.as_deref());
         out.push(b'}');
     }
     out.push(b']');

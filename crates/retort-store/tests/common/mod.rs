@@ -28,6 +28,7 @@ pub fn full_record(i: usize) -> Record {
                 content: "I like reading on rainy days.".into(),
                 score: Some(8.5),
                 rationale: Some("fluent".into()),
+                reasoning: Some("Rain is the subject; the verb agrees.".into()),
             },
             Candidate {
                 teacher: "local".into(),
@@ -36,6 +37,7 @@ pub fn full_record(i: usize) -> Record {
                 content: "I rain read.".into(),
                 score: None,
                 rationale: None,
+                reasoning: None,
             },
         ],
         pair: Some(Pair {
