@@ -568,6 +568,16 @@ mod tests {
         assert_eq!(back[1], "a&b\u{2028}");
     }
 
+    /// Asserts a record's drafts, as (heading, kind, text), in display order.
+    fn assert_shown(r: &Record, want: &[(&str, &str, &str)]) {
+        let d = record_drafts(r);
+        let got: Vec<(&str, &str, &str)> = d
+            .iter()
+            .map(|d| (d.h.as_str(), d.k, d.text.as_str()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn records_show_reasoning_candidates_and_pairs() {
         let mut r = Record {
@@ -592,21 +602,16 @@ mod tests {
             rationale: Some("good".into()),
             ..Default::default()
         });
-        let d = record_drafts(&r);
-        let got: Vec<(&str, &str, &str)> = d
-            .iter()
-            .map(|d| (d.h.as_str(), d.k, d.text.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
+        assert_shown(
+            &r,
+            &[
                 ("turn 1 · system", "s", "be brief"),
                 ("turn 2 · user", "p", "why?"),
                 ("turn 3 · assistant · reasoning", "r", "let me think"),
                 ("turn 3 · assistant", "a", "because"),
                 ("candidate 1 · big (m7) · score 8", "c", "cand"),
                 ("candidate 1 · rationale", "m", "good"),
-            ]
+            ],
         );
     }
 
@@ -647,30 +652,25 @@ mod tests {
             reasoning: Some("check the units".into()),
             ..Default::default()
         });
-        let d = record_drafts(&r);
-        let got: Vec<(&str, &str, &str)> = d
-            .iter()
-            .map(|d| (d.h.as_str(), d.k, d.text.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
+        assert_shown(
+            &r,
+            &[
                 ("turn 1 · user", "p", "weather in Oslo?"),
                 (
                     "turn 2 · assistant · calls get_weather",
                     "t",
-                    r#"{"city":"Oslo"}"#
+                    r#"{"city":"Oslo"}"#,
                 ),
                 ("turn 3 · tool · get_weather", "t", "4 C, rain"),
                 ("turn 4 · assistant", "a", "4 C and raining."),
                 (
                     "tools · get_weather",
                     "m",
-                    r#"{"function":{"name":"get_weather","parameters":{"type":"object"}},"type":"function"}"#
+                    r#"{"function":{"name":"get_weather","parameters":{"type":"object"}},"type":"function"}"#,
                 ),
                 ("candidate 1 · reasoning", "r", "check the units"),
                 ("candidate 1 · big", "c", "cand"),
-            ]
+            ],
         );
     }
 }
