@@ -267,20 +267,32 @@ fn print_compile_errors(errors: &[retort_runner::CompileError]) {
     );
 }
 
-/// mimalloc returns freed pages to the OS after 10 ms; a run frees and re-allocates
-/// batch-sized buffers constantly, and re-faulting zeroed pages was 10% of a
-/// load→filter→export profile. Keep freed pages for reuse instead. Option 15 is
-/// `purge_delay`; it is only changed when it holds its documented default (10 ms), so a
-/// different mimalloc layout is left alone.
+/// How long mimalloc keeps freed pages before returning them to the OS, in ms. A run
+/// frees and re-allocates batch-sized buffers constantly (re-faulting zeroed pages was
+/// 10% of a load→filter→export profile when pages went back after 10 ms), but keeping
+/// them for mimalloc v3's default of 1 s held 90–110 MB more than the live heap at the
+/// peak: a 1M-row spine run peaked at 502–543 MB (target 500) and a 20,000-call teacher
+/// run at 155–197 MB (target 150) whose live heap (heaptrack) is 36 MB. At 100 ms:
+/// 402–450 MB and 130–151 MB at about the same walls (docs/benchmarks.md, "Teacher
+/// steps end to end").
+const PURGE_DELAY_MS: std::os::raw::c_long = 100;
+
+/// Sets mimalloc's purge delay ([`PURGE_DELAY_MS`]) unless `MIMALLOC_PURGE_DELAY` is
+/// set, which then wins. (Until 2026-12-04 this only acted when the option held 10, v2's
+/// default; under v3, whose default is 1000, it silently did nothing.)
 fn tune_allocator() {
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: plain integer option reads and writes, no pointers involved.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: a plain integer option write, no pointers involved.
     unsafe {
-        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 10 {
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
-        }
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
     }
 }
+
+/// `mi_option_purge_delay` in mimalloc.h (the same in v2 and v3); the sys crate names
+/// no constant for it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
     tune_allocator();
@@ -448,5 +460,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             embeddings,
         } => factory::serve(addr, &model, parallel, threads, embeddings),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_is_set_unless_the_environment_sets_it() {
+        // CI and `scripts/test.sh` do not set MIMALLOC_PURGE_DELAY.
+        assert!(std::env::var_os("MIMALLOC_PURGE_DELAY").is_none());
+        tune_allocator();
+        // SAFETY: a plain integer option read.
+        let now = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(now, PURGE_DELAY_MS);
     }
 }
