@@ -103,6 +103,16 @@ pub struct Candidate {
     pub rationale: Option<String>,
 }
 
+impl Candidate {
+    /// This answer as an assistant turn, its reasoning trace beside the content.
+    pub fn turn(&self) -> Message {
+        Message {
+            reasoning: self.reasoning.clone(),
+            ..Message::assistant(self.content.clone())
+        }
+    }
+}
+
 /// A preference pair: the record's `messages` are the prompt, these are the two answers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pair {

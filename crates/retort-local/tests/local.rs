@@ -223,6 +223,28 @@ async fn json_schema_response_format_yields_matching_json() {
     assert!(v["legs"].is_i64(), "{v}");
 }
 
+/// The grammar checks the token the model picks and redraws under the full mask only
+/// when it is rejected. Here every free pick is wrong (the model wants to greet, the
+/// schema allows one made-up code), so this reply comes almost wholly from redraws.
+#[tokio::test]
+async fn a_reply_the_model_would_never_write_is_forced_by_redraws() {
+    let t = shared_teacher();
+    let mut req = greedy("Say hello to the user.", 40);
+    req.response_format = Some(serde_json::json!({
+        "type": "json_schema",
+        "json_schema": {"name": "code", "schema": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "enum": ["qzx-7"]}},
+            "required": ["code"],
+            "additionalProperties": false
+        }}
+    }));
+    let r = t.chat(&req).await.unwrap();
+    let v: Value =
+        serde_json::from_str(&r.content).unwrap_or_else(|e| panic!("{e}: {:?}", r.content));
+    assert_eq!(v, serde_json::json!({"code": "qzx-7"}), "{:?}", r.content);
+}
+
 #[tokio::test]
 async fn oversized_prompt_is_refused_not_truncated() {
     let t = shared_teacher();

@@ -210,13 +210,6 @@ fn rationale(chosen: &Candidate, rejected: &Candidate) -> Option<String> {
     }
 }
 
-/// A candidate as one side of a pair: its answer, and its reasoning trace beside it.
-fn answer_turn(c: &Candidate) -> Message {
-    let mut turn = Message::assistant(c.content.clone());
-    turn.reasoning = c.reasoning.clone();
-    turn
-}
-
 fn record_seed(step_seed: u64, record_id: &str) -> u64 {
     let h = Sha256::digest(record_id.as_bytes());
     step_seed ^ u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
@@ -264,8 +257,8 @@ impl MapStep for PairStep {
                         p.output = None;
                         p.candidates = Vec::new();
                         p.pair = Some(Pair {
-                            chosen: vec![answer_turn(ch)],
-                            rejected: vec![answer_turn(rj)],
+                            chosen: vec![ch.turn()],
+                            rejected: vec![rj.turn()],
                             chosen_model: ch.model.clone(),
                             rejected_model: rj.model.clone(),
                             chosen_score: scores[c],

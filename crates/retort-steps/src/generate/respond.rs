@@ -272,14 +272,11 @@ impl MapStep for Respond {
             }
             let mut rec = r;
             if single {
-                let content = cands[0].content.clone();
                 if !rec.messages.is_empty() {
                     rec.messages = rec.prompt_messages();
-                    let mut turn = Message::assistant(content.clone());
-                    turn.reasoning = cands[0].reasoning.clone();
-                    rec.messages.push(turn);
+                    rec.messages.push(cands[0].turn());
                 }
-                rec.output = Some(content);
+                rec.output = Some(cands[0].content.clone());
             }
             rec.provenance.seeds = gc::root_seeds(&rec);
             rec.provenance.parents = vec![rec.id.clone()];

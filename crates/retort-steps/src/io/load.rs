@@ -575,17 +575,11 @@ fn openai_message(m: &Value) -> Result<Message, String> {
             Some(other) => Err(format!("has `{k}` that is not a string: {other}")),
         }
     };
-    let reasoning = match opt("reasoning_content")? {
-        Some(r) => Some(r),
-        None => match opt("reasoning")? {
-            Some(r) => Some(r),
-            None => opt("thinking")?,
-        },
-    };
+    let reasoning = reasoning_trace(opt)?;
     Ok(Message {
         role: role.to_string(),
         content,
-        reasoning: reasoning.filter(|r| !r.is_empty()),
+        reasoning,
         tool_calls,
         tool_call_id: opt("tool_call_id")?,
         name: opt("name")?,
@@ -693,6 +687,20 @@ fn parse_tools(v: &Value) -> Result<Vec<Value>, String> {
     }
 }
 
+/// A turn's or candidate's reasoning trace: the first of `reasoning_content`,
+/// `reasoning` and `thinking` (the fields reasoning datasets use) that `field` finds;
+/// an empty trace is none.
+fn reasoning_trace<E>(
+    mut field: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Option<String>, E> {
+    for key in ["reasoning_content", "reasoning", "thinking"] {
+        if let Some(r) = field(key)? {
+            return Ok(Some(r).filter(|r| !r.is_empty()));
+        }
+    }
+    Ok(None)
+}
+
 /// Candidate answers: a list of strings, or of objects with `content` (and optionally
 /// `teacher`, `model`, `sample`, `score`, `rationale`).
 fn parse_candidates(v: &Value) -> Result<Vec<Candidate>, String> {
@@ -722,10 +730,7 @@ fn parse_candidates(v: &Value) -> Result<Vec<Candidate>, String> {
                     content: content.to_string(),
                     score: o.get("score").and_then(Value::as_f64),
                     rationale: s("rationale"),
-                    reasoning: s("reasoning_content")
-                        .or_else(|| s("reasoning"))
-                        .or_else(|| s("thinking"))
-                        .filter(|r| !r.is_empty()),
+                    reasoning: reasoning_trace(|k| Ok::<_, String>(s(k)))?,
                 })
             }
             other => Err(format!(
@@ -875,6 +880,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.messages[1], Message::assistant("hello"));
+    }
+
+    #[test]
+    fn reasoning_traces_load_from_turns_and_candidates_under_each_name() {
+        let r = to_record(
+            &row(serde_json::json!({
+                "messages": [
+                    {"role": "user", "content": "2+2?"},
+                    {"role": "assistant", "content": "4", "thinking": "add them"}
+                ],
+                "candidates": [
+                    {"content": "4", "reasoning_content": "count up"},
+                    {"content": "5", "reasoning": ""},
+                    "4, plainly"
+                ]
+            })),
+            &BTreeMap::new(),
+            "d",
+        )
+        .unwrap();
+        assert_eq!(r.messages[1].reasoning.as_deref(), Some("add them"));
+        let traces: Vec<Option<&str>> = r
+            .candidates
+            .iter()
+            .map(|c| c.reasoning.as_deref())
+            .collect();
+        assert_eq!(traces, [Some("count up"), None, None]);
+        assert_eq!(
+            r.candidates[0].turn().reasoning.as_deref(),
+            Some("count up")
+        );
     }
 
     #[test]
