@@ -280,13 +280,26 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 100;
 /// Sets mimalloc's purge delay ([`PURGE_DELAY_MS`]) unless `MIMALLOC_PURGE_DELAY` is
 /// set, which then wins. (Until 2026-12-04 this only acted when the option held 10, v2's
 /// default; under v3, whose default is 1000, it silently did nothing.)
+///
+/// On Linux it also turns transparent huge pages off for the process unless
+/// `MIMALLOC_ALLOW_THP` is set (what mimalloc itself does for `MIMALLOC_ALLOW_THP=0`,
+/// which it reads before `main`, too early to set from here). mimalloc advises
+/// `MADV_HUGEPAGE` on its arenas and Debian's default THP mode `madvise` honours it: a
+/// huge page is 2 MiB resident once one byte of it is touched, and purging part of one
+/// splits it. The 20,000-call teacher run held 47–74 MB of huge pages and peaked at
+/// 133–158 MB RSS with them, 97–101 MB without, at the same wall (docs/benchmarks.md,
+/// "Teacher steps end to end"). This covers llama.cpp's buffers too, which only get huge
+/// pages where THP is `always`.
 fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain integer option write, no pointers involved.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
-    // SAFETY: a plain integer option write, no pointers involved.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: prctl with integer arguments only. It cannot fail on a kernel that has
+        // THP (≥ 3.15); where it does, huge pages simply stay allowed.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 
@@ -468,16 +481,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_purge_delay_is_set_unless_the_environment_sets_it() {
-        // mimalloc read MIMALLOC_PURGE_DELAY (if any) when it started; the binary's value
-        // must then stay out of its way, and take effect otherwise.
-        let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
+    fn the_allocator_settings_are_made_unless_the_environment_makes_them() {
+        // mimalloc read MIMALLOC_* (if any) when it started; the binary's settings must
+        // then stay out of its way, and take effect otherwise.
+        let delay = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|v| v.parse::<std::os::raw::c_long>().ok());
         tune_allocator();
         // SAFETY: a plain integer option read.
         let now = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        match from_env.and_then(|v| v.parse::<std::os::raw::c_long>().ok()) {
-            Some(v) => assert_eq!(now, v, "MIMALLOC_PURGE_DELAY wins"),
-            None => assert_eq!(now, PURGE_DELAY_MS),
+        assert_eq!(now, delay.unwrap_or(PURGE_DELAY_MS));
+        #[cfg(target_os = "linux")]
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+            // SAFETY: prctl with integer arguments only.
+            let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+            assert_eq!(off, 1, "huge pages are off for the process");
         }
     }
 }
