@@ -303,6 +303,26 @@ fn tune_allocator() {
     }
 }
 
+/// The async runtime of `retort run`: half the cores as workers (at least one), or
+/// `TOKIO_WORKER_THREADS` when set. Heavy work runs on the CPU pool, one thread per core
+/// (`--threads`), so the workers only move calls and bytes, and more of them than that
+/// mostly wake each other: 20,000 calls at 256 in flight against a local mock on 2 cores
+/// took 2.11–2.73 s with 2 workers and 1.73–2.21 s with 1 (interleaved, 8 runs each;
+/// user+sys 2.6–3.3 s against 2.1–2.7 s), a fifth of the 2-worker profile being the
+/// scheduler parking and waking threads (docs/benchmarks.md, "Teacher steps end to end").
+fn run_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let from_env = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(from_env.unwrap_or(cores.div_ceil(2)))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// `mi_option_purge_delay` in mimalloc.h (the same in v2 and v3); the sys crate names
 /// no constant for it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -388,7 +408,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>(),
                 )),
             };
-            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let rt = run_runtime()?;
             let factory: Arc<dyn retort_runner::Factory> = Arc::new(factory::CliFactory);
             match rt.block_on(retort_runner::run(plan, opts, factory)) {
                 Ok(summary) => {
@@ -497,5 +517,22 @@ mod tests {
             let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
             assert_eq!(off, 1, "huge pages are off for the process");
         }
+    }
+
+    #[test]
+    fn a_run_gets_half_the_cores_as_async_workers_unless_the_environment_says() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let want = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(cores.div_ceil(2));
+        let rt = run_runtime().unwrap();
+        assert_eq!(rt.metrics().num_workers(), want);
+        // Timers and sockets are enabled: a run needs both.
+        rt.block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        });
     }
 }
