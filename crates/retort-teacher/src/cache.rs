@@ -783,6 +783,16 @@ mod tests {
         }
     }
 
+    /// The key of question `i`, one sample, no extra body.
+    fn key(i: usize) -> CacheKey {
+        request_key(
+            "openai",
+            "m",
+            &req(&format!("q{i}"), 0),
+            &serde_json::Map::new(),
+        )
+    }
+
     #[test]
     fn key_depends_on_everything_that_changes_the_answer() {
         let extra = serde_json::Map::new();
@@ -834,14 +844,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.sqlite");
         let u = Usage::default();
-        let key = |i: usize| {
-            request_key(
-                "openai",
-                "m",
-                &req(&format!("q{i}"), 0),
-                &serde_json::Map::new(),
-            )
-        };
         {
             let c = ResponseCache::open(&p).unwrap();
             assert!(c.written.lock().unwrap().is_some(), "opened empty");
@@ -866,16 +868,7 @@ mod tests {
     async fn stored_answers_do_not_wake_the_thread_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
         let c = ResponseCache::open(dir.path().join("c.sqlite")).unwrap();
-        let keys: Vec<CacheKey> = (0..3000)
-            .map(|i| {
-                request_key(
-                    "openai",
-                    "m",
-                    &req(&format!("q{i}"), 0),
-                    &serde_json::Map::new(),
-                )
-            })
-            .collect();
+        let keys: Vec<CacheKey> = (0..3000).map(key).collect();
         // The first write opens a transaction; the rest arrive while one is open, as
         // answers do during a run, and wait for its commit.
         let t = Instant::now();
@@ -906,16 +899,7 @@ mod tests {
             prompt_tokens: 1,
             completion_tokens: 1,
         };
-        let keys: Vec<CacheKey> = (0..5000)
-            .map(|i| {
-                request_key(
-                    "openai",
-                    "m",
-                    &req(&format!("q{i}"), 0),
-                    &serde_json::Map::new(),
-                )
-            })
-            .collect();
+        let keys: Vec<CacheKey> = (0..5000).map(key).collect();
         {
             let c = ResponseCache::open(&p).unwrap();
             for (i, k) in keys.iter().enumerate() {
