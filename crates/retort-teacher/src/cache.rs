@@ -167,9 +167,8 @@ pub struct ResponseCache {
     read_broken: std::sync::atomic::AtomicBool,
     /// `Some` while the file held no answers when it was opened: then only keys this
     /// process stored can be found, so a lookup of any other key is a miss answered
-    /// here, without a round trip to the cache thread. That is every lookup of a first
-    /// run, where the round trips (two thread wake-ups and an index probe per call)
-    /// were a tenth of a 20,000-call run's CPU. Holds the first 8 bytes of each stored
+    /// here, without a round trip to the cache thread (two thread wake-ups and an
+    /// index probe). That is every lookup of a first run. Holds the first 8 bytes of each stored
     /// key (SHA-256, so uniform; a rare shared prefix only costs a real lookup) and is
     /// dropped, falling back to lookups, past [`WRITTEN_KEYS_MAX`].
     written: Mutex<Option<std::collections::HashSet<u64>>>,
