@@ -307,8 +307,8 @@ fn tune_allocator() {
 /// `TOKIO_WORKER_THREADS` when set. Heavy work runs on the CPU pool, one thread per core
 /// (`--threads`), so the workers only move calls and bytes, and more of them than that
 /// mostly wake each other: 20,000 calls at 256 in flight against a local mock on 2 cores
-/// took 2.11–2.73 s with 2 workers and 1.73–2.21 s with 1 (interleaved, 8 runs each;
-/// user+sys 2.6–3.3 s against 2.1–2.7 s), a fifth of the 2-worker profile being the
+/// took 2.11–2.73 s with 2 workers and 1.73–2.21 s with 1 (interleaved, 11 runs each;
+/// user+sys 2.6–3.3 s against 1.9–2.7 s), a fifth of the 2-worker profile being the
 /// scheduler parking and waking threads (docs/benchmarks.md, "Teacher steps end to end").
 fn run_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let from_env = std::env::var("TOKIO_WORKER_THREADS")
