@@ -269,7 +269,7 @@ struct QueueState {
     wakeups: u64,
 }
 
-#[derive(Default, PartialEq)]
+#[derive(Default)]
 enum Waiting {
     #[default]
     No,

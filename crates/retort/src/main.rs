@@ -287,8 +287,8 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 100;
 /// `MADV_HUGEPAGE` on its arenas and Debian's default THP mode `madvise` honours it: a
 /// huge page is 2 MiB resident once one byte of it is touched, and purging part of one
 /// splits it. The 20,000-call teacher run held 47–74 MB of huge pages and peaked at
-/// 133–158 MB RSS with them, 97–101 MB without, at the same wall (docs/benchmarks.md,
-/// "Teacher steps end to end"). This covers llama.cpp's buffers too, which only get huge
+/// 141–157 MB RSS with them, 97–101 MB without (interleaved), at the same wall
+/// (docs/benchmarks.md, "Teacher steps end to end"). This covers llama.cpp's buffers too, which only get huge
 /// pages where THP is `always`.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
