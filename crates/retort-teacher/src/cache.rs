@@ -11,21 +11,21 @@
 //! held no answers when it was opened knows every key it has been given, and answers a
 //! lookup of any other key itself (a first run's every lookup).
 //!
-//! Size: ~770 lines of code plus ~170 of tests: the key, the SQLite store, its recovery
-//! from a broken file, the connection thread and its queue act on one table.
+//! Size: ~690 lines of code plus ~170 of tests: the SQLite store, its recovery from a
+//! broken file, the connection thread and its queue act on one table. Keys are in
+//! `key.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::api::{ChatRequest, Usage};
+use crate::api::Usage;
+use crate::key::CacheKey;
 
 /// Something went wrong with the cache database.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -41,86 +41,6 @@ pub enum CacheError {
     /// The cache thread is gone (it panicked or the cache was closed).
     #[error("response cache is closed")]
     Closed,
-}
-
-/// SHA-256 of the canonical request; the cache's primary key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey(pub [u8; 32]);
-
-impl std::fmt::Display for CacheKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-/// Writes `v` as JSON with object keys sorted, so equal requests hash equally whatever
-/// the map order of the serde backend in use.
-fn canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(k).expect("string encodes"));
-                out.push(':');
-                canonical(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-#[derive(Serialize)]
-struct KeyParts<'a> {
-    v: u32,
-    provider: &'a str,
-    model: &'a str,
-    request: &'a ChatRequest,
-    extra_body: &'a serde_json::Map<String, serde_json::Value>,
-}
-
-/// The cache key of a request: SHA-256 of canonical JSON of the provider, the model,
-/// the request (messages, sampling parameters, sample index) and the teacher's
-/// `extra_body` (which also changes answers). Pass the request with the teacher's
-/// defaults already applied, so changing a default changes the key.
-pub fn request_key(
-    provider: &str,
-    model: &str,
-    req: &ChatRequest,
-    extra_body: &serde_json::Map<String, serde_json::Value>,
-) -> CacheKey {
-    let parts = KeyParts {
-        v: 1,
-        provider,
-        model,
-        request: req,
-        extra_body,
-    };
-    let v = serde_json::to_value(&parts).expect("a ChatRequest always encodes as JSON");
-    let mut s = String::with_capacity(256);
-    canonical(&v, &mut s);
-    CacheKey(Sha256::digest(s.as_bytes()).into())
-}
-
-/// SHA-256 of a text, the key of its embedding.
-pub fn text_hash(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
 }
 
 /// A stored answer.
@@ -771,6 +691,8 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ChatRequest;
+    use crate::key::{request_key, text_hash};
     use retort_core::Message;
 
     fn req(text: &str, sample: u32) -> ChatRequest {
@@ -790,21 +712,6 @@ mod tests {
             &req(&format!("q{i}"), 0),
             &serde_json::Map::new(),
         )
-    }
-
-    #[test]
-    fn key_depends_on_everything_that_changes_the_answer() {
-        let extra = serde_json::Map::new();
-        let k = |p: &str, m: &str, r: &ChatRequest| request_key(p, m, r, &extra);
-        let base = k("openai", "m", &req("hi", 0));
-        assert_eq!(base, k("openai", "m", &req("hi", 0)));
-        assert_ne!(base, k("openai", "m", &req("hi", 1)));
-        assert_ne!(base, k("openai", "m2", &req("hi", 0)));
-        assert_ne!(base, k("anthropic", "m", &req("hi", 0)));
-        assert_ne!(base, k("openai", "m", &req("hi!", 0)));
-        let mut extra2 = serde_json::Map::new();
-        extra2.insert("top_k".into(), 20.into());
-        assert_ne!(base, request_key("openai", "m", &req("hi", 0), &extra2));
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::api::{Embedder, TeacherError};
-use crate::cache::{text_hash, ResponseCache};
+use crate::cache::ResponseCache;
+use crate::key::text_hash;
 
 /// Wraps `inner` with the cache. The cache only saves work: a failed read or write is a
 /// warning, never an error of the embedding call.

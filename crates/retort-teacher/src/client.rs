@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 
 use crate::accounting::{estimate_cost, Accounting, Ledger};
 use crate::api::{Backend, ChatRequest, ChatResponse, FinishReason, Teacher, TeacherError};
-use crate::cache::{request_key, ResponseCache};
+use crate::cache::ResponseCache;
 use crate::config::TeacherConfig;
+use crate::key::request_key;
 use crate::ratelimit::Pacer;
 
 /// What every teacher client of a run shares.

@@ -27,6 +27,7 @@ mod cached_embedder;
 mod client;
 mod config;
 mod http;
+mod key;
 mod ratelimit;
 mod secret;
 
@@ -34,7 +35,7 @@ pub use accounting::{
     estimate_cost, Accounting, AccountingSnapshot, Budget, Counters, Ledger, StepAccount,
 };
 pub use api::*;
-pub use cache::{request_key, text_hash, CacheError, CacheKey, CachedResponse, ResponseCache};
+pub use cache::{CacheError, CachedResponse, ResponseCache};
 pub use cached_embedder::CachedEmbedder;
 pub use client::{estimate_tokens, CallOptions, Client, ClientStats, Shared};
 pub use config::{
@@ -46,5 +47,6 @@ pub use http::embeddings::OpenAiEmbedder;
 pub use http::openai::OpenAiBackend;
 pub use http::pool::{EndpointOutcome, EndpointPool, EndpointStats};
 pub use http::{api_url, http_backend, parse_retry_after};
+pub use key::{request_key, text_hash, CacheKey};
 pub use ratelimit::{parse_reset, Pacer, RateHeaders};
 pub use secret::{is_secret_header, redact_headers, Secret};
