@@ -226,6 +226,8 @@ async fn run_pool_with(
     let mut last_transient: Option<TeacherError> = None;
     // A stop request: start nothing new, let the calls under way finish and commit.
     let mut draining = false;
+    let wake = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(wake);
 
     loop {
         // Start records while there is room; requeued ones first once their wait is over.
@@ -281,11 +283,17 @@ async fn run_pool_with(
         let retry_at = delayed.iter().map(|(at, _)| *at).min().filter(|_| room);
         let commit_at =
             (committing.is_none() && !finished.is_empty()).then(|| last_commit + COMMIT_EVERY);
-        let next_wake = retry_at
-            .into_iter()
-            .chain(commit_at)
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        // One timer for the whole loop, moved only when its deadline changes: a fresh
+        // `sleep_until` per pass registered a timer earlier than any the runtime knew
+        // of on nearly every finished record, and each such registration wakes the
+        // I/O driver with a syscall (7,000 of them in a 20,000-call run).
+        match retry_at.into_iter().chain(commit_at).min() {
+            Some(at) if at != wake.deadline().into_std() => wake.as_mut().reset(at.into()),
+            None if wake.deadline().into_std() <= Instant::now() => wake
+                .as_mut()
+                .reset((Instant::now() + Duration::from_secs(3600)).into()),
+            _ => {}
+        }
         tokio::select! {
             Some((job, res)) = live.next(), if !live.is_empty() => {
                 match res {
@@ -345,7 +353,7 @@ async fn run_pool_with(
                 // A read under way holds nothing that is not read again on resume.
                 reading = None;
             }
-            _ = tokio::time::sleep_until(next_wake.into()) => {}
+            _ = &mut wake => {}
         }
     }
     if let Some(e) = stop {

@@ -410,7 +410,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let rt = run_runtime()?;
             let factory: Arc<dyn retort_runner::Factory> = Arc::new(factory::CliFactory);
-            match rt.block_on(retort_runner::run(plan, opts, factory)) {
+            let result = rt.block_on(retort_runner::run(plan, opts, factory));
+            // Everything the run writes is durable once `run` returns (the cache is
+            // closed, the manifest renamed into place); what the runtime still holds is
+            // idle connections and buffers, which the exit frees faster than an orderly
+            // teardown (closing each of 256 sockets and freeing every page took ~30 ms).
+            rt.shutdown_background();
+            match result {
                 Ok(summary) => {
                     summary::print(&summary.manifest, &summary.run_dir);
                     if card {

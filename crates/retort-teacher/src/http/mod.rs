@@ -159,14 +159,19 @@ pub(crate) async fn send_json(
     };
     let resp = http.post(url).body(body).send().await.map_err(scrub_err)?;
     let status = resp.status().as_u16();
-    let retry_after_ms = parse_retry_after(resp.headers());
+    let success = (200..300).contains(&status);
+    let retry_after_ms = if success {
+        None
+    } else {
+        parse_retry_after(resp.headers())
+    };
     let rate = RateHeaders::from_headers(resp.headers());
     let raw = resp.bytes().await.map_err(scrub_err)?;
     let body = match secrets.bytes(&raw) {
         std::borrow::Cow::Borrowed(_) => raw,
         std::borrow::Cow::Owned(clean) => bytes::Bytes::from(clean),
     };
-    if !(200..300).contains(&status) {
+    if !success {
         return Err(TeacherError::Http {
             status,
             message: error_message(&body),
