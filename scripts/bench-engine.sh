@@ -104,7 +104,7 @@ time_fields() {
   awk -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); w = 0; for (i = 1; i <= n; i++) w = w * 60 + p[i] }
     /Maximum resident set size/ { r = $2 / 1024 }
-    END { printf "%.1f %.0f\n", w, r }' "$1"
+    END { printf "%.2f %.0f\n", w, r }' "$1"
 }
 
 # retort_counts RUNDIR: "rows failures classes" from the export and failures.parquet.
