@@ -691,18 +691,8 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ChatRequest;
+    use crate::key::tests::req;
     use crate::key::{request_key, text_hash};
-    use retort_core::Message;
-
-    fn req(text: &str, sample: u32) -> ChatRequest {
-        ChatRequest {
-            messages: vec![Message::user(text)],
-            temperature: Some(0.7),
-            sample_index: sample,
-            ..Default::default()
-        }
-    }
 
     /// The key of question `i`, one sample, no extra body.
     fn key(i: usize) -> CacheKey {
