@@ -414,7 +414,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             // Everything the run writes is durable once `run` returns (the cache is
             // closed, the manifest renamed into place); what the runtime still holds is
             // idle connections and buffers, which the exit frees faster than an orderly
-            // teardown (closing each of 256 sockets and freeing every page took ~30 ms).
+            // teardown (closing each of 256 sockets and freeing every page took ~25 ms).
             rt.shutdown_background();
             match result {
                 Ok(summary) => {
