@@ -29,7 +29,7 @@ struct EmbItem {
 pub struct OpenAiEmbedder {
     model: String,
     http: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     base: String,
     secrets: Scrubber,
     batch_size: usize,
@@ -66,7 +66,8 @@ impl OpenAiEmbedder {
         Ok(OpenAiEmbedder {
             model,
             http,
-            url: api_url(&base, "embeddings"),
+            url: reqwest::Url::parse(&api_url(&base, "embeddings"))
+                .map_err(|e| format!("embedder base_url {base:?} does not parse as a URL ({e})"))?,
             base,
             secrets,
             batch_size: cfg.batch_size.max(1),

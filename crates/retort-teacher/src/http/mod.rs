@@ -147,7 +147,7 @@ fn error_message(body: &[u8]) -> String {
 /// only (retry-after, rate limits) and never kept.
 pub(crate) async fn send_json(
     http: &reqwest::Client,
-    url: &str,
+    url: &reqwest::Url,
     base: &str,
     body: Vec<u8>,
     secrets: &Scrubber,
@@ -157,7 +157,12 @@ pub(crate) async fn send_json(
         TeacherError::Connect(m) => TeacherError::Connect(secrets.text(&m)),
         other => other,
     };
-    let resp = http.post(url).body(body).send().await.map_err(scrub_err)?;
+    let resp = http
+        .post(url.clone())
+        .body(body)
+        .send()
+        .await
+        .map_err(scrub_err)?;
     let status = resp.status().as_u16();
     let success = (200..300).contains(&status);
     let retry_after_ms = if success {

@@ -40,7 +40,8 @@ impl EndpointOutcome {
 
 struct Endpoint {
     base: String,
-    chat_url: String,
+    /// Parsed once: reqwest would parse a string for every request.
+    chat_url: reqwest::Url,
     weight: f64,
     cooldown_until_ms: AtomicU64,
     consecutive: AtomicU32,
@@ -85,12 +86,22 @@ impl EndpointPool {
                     .to_string(),
             );
         }
+        let mut eps = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let chat_url = reqwest::Url::parse(&api_url(&e.url, tail)).map_err(|err| {
+                format!(
+                    "endpoint {:?} does not parse as a URL ({err}) (hint: \"http://host:port/v1\")",
+                    e.url
+                )
+            })?;
+            eps.push((e, chat_url));
+        }
         Ok(EndpointPool {
-            eps: endpoints
-                .iter()
-                .map(|e| Endpoint {
+            eps: eps
+                .into_iter()
+                .map(|(e, chat_url)| Endpoint {
                     base: e.url.clone(),
-                    chat_url: api_url(&e.url, tail),
+                    chat_url,
                     weight: if e.weight.is_finite() && e.weight > 0.0 {
                         e.weight
                     } else {
@@ -193,7 +204,7 @@ impl EndpointPool {
         &self.eps[i].base
     }
 
-    pub(crate) fn url(&self, i: usize) -> &str {
+    pub(crate) fn url(&self, i: usize) -> &reqwest::Url {
         &self.eps[i].chat_url
     }
 
@@ -232,5 +243,31 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(p.pick(), 1);
         }
+    }
+
+    #[test]
+    fn an_endpoint_that_does_not_parse_is_refused_before_any_call() {
+        let eps = vec![EndpointConfig {
+            url: "http://[::1/v1".into(),
+            weight: 1.0,
+        }];
+        let e = EndpointPool::new(&eps, "chat/completions", Duration::from_secs(60), 3)
+            .err()
+            .expect("a malformed URL is an error");
+        assert!(
+            e.contains("\"http://[::1/v1\" does not parse as a URL"),
+            "{e}"
+        );
+        let p = EndpointPool::new(
+            &[EndpointConfig {
+                url: "http://h:8000/v1/".into(),
+                weight: 1.0,
+            }],
+            "chat/completions",
+            Duration::from_secs(60),
+            3,
+        )
+        .unwrap();
+        assert_eq!(p.url(0).as_str(), "http://h:8000/v1/chat/completions");
     }
 }
