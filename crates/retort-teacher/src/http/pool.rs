@@ -86,20 +86,16 @@ impl EndpointPool {
                     .to_string(),
             );
         }
-        let mut eps = Vec::with_capacity(endpoints.len());
-        for e in endpoints {
-            let chat_url = reqwest::Url::parse(&api_url(&e.url, tail)).map_err(|err| {
-                format!(
-                    "endpoint {:?} does not parse as a URL ({err}) (hint: \"http://host:port/v1\")",
-                    e.url
-                )
-            })?;
-            eps.push((e, chat_url));
-        }
-        Ok(EndpointPool {
-            eps: eps
-                .into_iter()
-                .map(|(e, chat_url)| Endpoint {
+        let eps = endpoints
+            .iter()
+            .map(|e| {
+                let chat_url = reqwest::Url::parse(&api_url(&e.url, tail)).map_err(|err| {
+                    format!(
+                        "endpoint {:?} does not parse as a URL ({err}) (hint: \"http://host:port/v1\")",
+                        e.url
+                    )
+                })?;
+                Ok(Endpoint {
                     base: e.url.clone(),
                     chat_url,
                     weight: if e.weight.is_finite() && e.weight > 0.0 {
@@ -112,7 +108,10 @@ impl EndpointPool {
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
                 })
-                .collect(),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(EndpointPool {
+            eps,
             epoch: Instant::now(),
             cooldown,
             fail_threshold: fail_threshold.max(1),
