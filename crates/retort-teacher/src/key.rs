@@ -566,7 +566,10 @@ pub(crate) mod tests {
             }
         }
         let value = serde_json::to_value(Repeats).unwrap();
-        assert_eq!(canonical_string(&Repeats), serde_json::to_string(&value).unwrap());
+        assert_eq!(
+            canonical_string(&Repeats),
+            serde_json::to_string(&value).unwrap()
+        );
         assert_eq!(canonical_string(&Repeats), r#"{"a":2,"b":3}"#);
     }
 
